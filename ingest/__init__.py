@@ -1,0 +1,1 @@
+"""Ingestion: Markdown SOPs in, validated sections and chunks out, synced incrementally into the index."""

@@ -1,0 +1,1 @@
+"""Retrieval: the embedder, the vector store and search over them."""

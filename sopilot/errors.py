@@ -1,0 +1,40 @@
+"""Errors that reach users. Each message names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class SopilotError(Exception):
+    """Base class; ``exit_code`` is what the CLI exits with, ``http_status`` what the API answers."""
+
+    exit_code = 2
+    http_status = 500
+
+
+class ConfigError(SopilotError):
+    """Settings or arguments that cannot work."""
+
+    http_status = 400
+
+
+class EmbedderMismatchError(SopilotError):
+    """The index was built by another embedder; mixing vectors would give wrong results silently."""
+
+    http_status = 409
+
+
+class IndexNotFoundError(SopilotError):
+    """Search was asked of an index that has not been built."""
+
+    http_status = 404
+
+
+class StoreUnavailableError(SopilotError):
+    """The Chroma server cannot be reached."""
+
+    http_status = 503
+
+
+class InvalidQueryError(SopilotError):
+    """A query or its options are not usable."""
+
+    http_status = 422

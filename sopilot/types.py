@@ -1,0 +1,128 @@
+"""The shared vocabulary: plain typed objects that flow from ingestion to answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+HEADING_SEPARATOR = " > "
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the file was not (re)indexed; its previous version, if any, stays
+    WARNING = "warning"  # the file was indexed, but the author should fix something
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one SOP file, with where it is and how to fix it."""
+
+    path: str
+    code: str
+    message: str
+    fix: str
+    line: int | None = None
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.severity.value}: {self.message} ({self.code}). Fix: {self.fix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    team: str
+    channel: str = ""
+    when: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SopMeta:
+    """Validated front matter of one SOP."""
+
+    id: str
+    title: str
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    status: str = "active"
+    last_reviewed: date | None = None
+    review_every_days: int | None = None
+    escalation: Escalation | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A heading and the lines under it up to the next heading of any level."""
+
+    heading_path: tuple[str, ...]
+    anchor: str
+    level: int  # 0 for text before the first heading
+    start_line: int  # 1-based, inclusive (the heading line)
+    end_line: int  # 1-based, inclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of one section that fits the embedder, with its three views."""
+
+    id: str
+    path: str
+    heading_path: tuple[str, ...]
+    anchor: str
+    start_line: int
+    end_line: int
+    text: str  # what an agent reads
+    embed_text: str  # what the embedder sees: heading path, then the body
+    metadata: dict[str, Any] = field(default_factory=dict)  # flat fields for filters and display
+
+
+@dataclass(frozen=True, slots=True)
+class Sop:
+    """One Markdown file: its path relative to the KB root, front matter, content hash, sections, chunks."""
+
+    path: str
+    meta: SopMeta
+    content_hash: str
+    sections: tuple[Section, ...]
+    chunks: tuple[Chunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A chunk as retrieved, with every score that ranked it."""
+
+    chunk_id: str
+    path: str
+    title: str
+    heading_path: tuple[str, ...]
+    anchor: str
+    start_line: int
+    end_line: int
+    text: str
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def link(self) -> str:
+        """Path and anchor of the exact section, for a renderer or an agent."""
+        return f"{self.path}#{self.anchor}" if self.anchor else self.path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "path": self.path,
+            "title": self.title,
+            "heading_path": list(self.heading_path),
+            "anchor": self.anchor,
+            "link": self.link,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "score": self.score,
+            "scores": dict(self.scores),
+            "text": self.text,
+        }
