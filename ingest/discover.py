@@ -23,7 +23,9 @@ def discover(root: Path, ignore: tuple[str, ...] = ()) -> Discovery:
     root = root.resolve()
     found = Discovery()
     for folder, dirs, names in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d))
+        )
         for name in names:
             if not name.lower().endswith(MARKDOWN_SUFFIXES) or name.startswith("."):
                 continue
@@ -35,13 +37,19 @@ def discover(root: Path, ignore: tuple[str, ...] = ()) -> Discovery:
                 target = full.resolve()
                 if not target.is_relative_to(root):
                     found.problems.append(
-                        Problem(rel, "symlink-outside", f"symlink points outside the KB folder, to {target}",
-                                "copy the SOP into the KB folder instead of linking to it")
+                        Problem(
+                            rel,
+                            "symlink-outside",
+                            f"symlink points outside the KB folder, to {target}",
+                            "copy the SOP into the KB folder instead of linking to it",
+                        )
                     )
                     continue
                 if not target.is_file():
                     found.problems.append(
-                        Problem(rel, "broken-symlink", "symlink points to nothing", "remove or repair the link")
+                        Problem(
+                            rel, "broken-symlink", "symlink points to nothing", "remove or repair the link"
+                        )
                     )
                     continue
             found.files.append(rel)

@@ -71,11 +71,14 @@ def split_front_matter(text: str, rel: str) -> tuple[FrontMatter | None, Problem
     lines = text.splitlines()
     if not lines or not _FENCE.match(lines[0]):
         return FrontMatter(FrontMatterModel(), 0), None
-    closing = next((i for i in range(1, len(lines)) if _FENCE.match(lines[i]) or lines[i] == "..."), None)
-    if closing is None:
+    closing = front_matter_lines(lines) - 1
+    if closing < 0:
         return None, Problem(
-            rel, "front-matter-unclosed", "front matter opened with '---' is never closed",
-            "add a line '---' after the last front matter key", line=1,
+            rel,
+            "front-matter-unclosed",
+            "front matter opened with '---' is never closed",
+            "add a line '---' after the last front matter key",
+            line=1,
         )
     block = "\n".join(lines[1:closing])
     try:
@@ -85,13 +88,19 @@ def split_front_matter(text: str, rel: str) -> tuple[FrontMatter | None, Problem
         line = mark.line + 2 if mark is not None else 1
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return None, Problem(
-            rel, "front-matter-yaml", f"front matter is not valid YAML: {reason}",
-            "fix the YAML syntax (quote values that contain ':' or '#')", line=line,
+            rel,
+            "front-matter-yaml",
+            f"front matter is not valid YAML: {reason}",
+            "fix the YAML syntax (quote values that contain ':' or '#')",
+            line=line,
         )
     if not isinstance(raw, dict):
         return None, Problem(
-            rel, "front-matter-yaml", "front matter must be a mapping of keys to values",
-            "write 'key: value' lines between the '---' lines", line=2,
+            rel,
+            "front-matter-yaml",
+            "front matter must be a mapping of keys to values",
+            "write 'key: value' lines between the '---' lines",
+            line=2,
         )
     # Keys are matched without regard to case ("Title:" is "title:"); the first spelling wins.
     normalised: dict[str, Any] = {}
@@ -103,11 +112,28 @@ def split_front_matter(text: str, rel: str) -> tuple[FrontMatter | None, Problem
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "front matter"
         return None, Problem(
-            rel, "front-matter-invalid", f"front matter key '{key}': {first['msg']}",
+            rel,
+            "front-matter-invalid",
+            f"front matter key '{key}': {first['msg']}",
             f"correct '{key}' (see docs/authoring.md for the keys and their types)",
-            line=_line_of_key(lines[1:closing], str(first["loc"][0]) if first["loc"] else "") ,
+            line=_line_of_key(lines[1:closing], str(first["loc"][0]) if first["loc"] else ""),
         )
     return FrontMatter(model, closing + 1), None
+
+
+def front_matter_lines(lines: list[str]) -> int:
+    """Number of lines the front matter block takes at the top (0 when there is none or it is unclosed)."""
+    if not lines or not _FENCE.match(lines[0]):
+        return 0
+    closing = next((i for i in range(1, len(lines)) if _FENCE.match(lines[i]) or lines[i] == "..."), None)
+    return 0 if closing is None else closing + 1
+
+
+def blank_front_matter(text: str) -> str:
+    """``text`` with its front matter lines emptied, so Markdown line numbers stay the file's own."""
+    lines = text.splitlines()
+    n = front_matter_lines(lines)
+    return "\n".join([""] * n + lines[n:])
 
 
 def _line_of_key(block_lines: list[str], key: str) -> int:

@@ -25,7 +25,10 @@ def read_text(path: Path, rel: str, max_bytes: int) -> tuple[str | None, Problem
         return None, Problem(rel, "unreadable", f"cannot read file: {exc.strerror}", "check its permissions")
     if b"\x00" in raw[:_BINARY_SNIFF_BYTES]:
         return None, Problem(
-            rel, "binary", "file holds binary data, not Markdown text", "remove it or give it another extension"
+            rel,
+            "binary",
+            "file holds binary data, not Markdown text",
+            "remove it or give it another extension",
         )
     try:
         text = raw.decode("utf-8-sig")

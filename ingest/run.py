@@ -11,7 +11,9 @@ from sopilot.settings import Settings
 MANIFEST_FILE = "manifest.sqlite3"
 
 
-def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True) -> IngestReport:
+def run_ingest(
+    settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True
+) -> IngestReport:
     """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder)."""
     client = make_client(settings)
     manifest = Manifest(settings.index_dir / MANIFEST_FILE)
@@ -21,10 +23,14 @@ def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False,
             manifest.clear()
         store = VectorStore.open(client, settings.collection, embedder.name, embedder.dimension)
         syncer = Syncer(
-            settings.kb_dir, store, manifest, embedder,
+            settings.kb_dir,
+            store,
+            manifest,
+            embedder,
             max_file_bytes=settings.max_file_bytes,
             chunk_max_tokens=settings.chunk_max_tokens,
             ignore=tuple(settings.ignore),
+            embed_group=settings.embed_group,
             progress=progress,
         )
         return syncer.run()

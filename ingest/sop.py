@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.chunker import Chunker, ChunkDraft, build_sections
-from ingest.frontmatter import split_front_matter, to_meta
+from ingest.chunker import ChunkDraft, Chunker, build_sections
+from ingest.frontmatter import blank_front_matter, split_front_matter, to_meta
 from ingest.markdown import parse_outline
 from ingest.reader import read_text
 from sopilot.types import HEADING_SEPARATOR, Chunk, Problem, Severity, Sop, SopMeta
@@ -44,24 +44,32 @@ def parse_sop(text: str, rel: str, chunker: Chunker) -> LoadResult:
     fm, problem = split_front_matter(text, rel)
     if fm is None:
         return LoadResult(None, [problem] if problem else [])
-    lines = text.splitlines()
-    # Blank out the front matter so markdown-it's line numbers are the file's own.
-    body = "\n".join([""] * fm.end_line + lines[fm.end_line :])
+    body = blank_front_matter(text)
     outline = parse_outline(body)
     problems: list[Problem] = []
     first_h1 = next((h.text for h in outline.headings if h.level == 1), None)
     title = fm.data.title or first_h1
     if not outline.headings and not fm.data.title:
         problems.append(
-            Problem(rel, "no-heading", "SOP has no heading and no title",
-                    "start the file with '# Title' or add 'title:' to its front matter",
-                    line=fm.end_line + 1, severity=Severity.WARNING)
+            Problem(
+                rel,
+                "no-heading",
+                "SOP has no heading and no title",
+                "start the file with '# Title' or add 'title:' to its front matter",
+                line=fm.end_line + 1,
+                severity=Severity.WARNING,
+            )
         )
     if outline.unclosed_fence_line is not None:
         problems.append(
-            Problem(rel, "unclosed-fence", "code fence is never closed: the rest of the file reads as code",
-                    "close the code block with a matching ``` line",
-                    line=outline.unclosed_fence_line + 1, severity=Severity.WARNING)
+            Problem(
+                rel,
+                "unclosed-fence",
+                "code fence is never closed: the rest of the file reads as code",
+                "close the code block with a matching ``` line",
+                line=outline.unclosed_fence_line + 1,
+                severity=Severity.WARNING,
+            )
         )
     title = title or Path(rel).stem.replace("-", " ").replace("_", " ").strip() or rel
     meta = to_meta(fm.data, fm.data.id or rel.removesuffix(".md"), title)
@@ -95,8 +103,17 @@ def _to_chunks(rel: str, meta: SopMeta, drafts: list[ChunkDraft]) -> tuple[Chunk
             "n_tokens": d.n_tokens,
         }
         chunks.append(
-            Chunk(cid, rel, d.section.heading_path, d.section.anchor, d.start_line, d.end_line,
-                  d.text, d.embed_text, metadata)
+            Chunk(
+                cid,
+                rel,
+                d.section.heading_path,
+                d.section.anchor,
+                d.start_line,
+                d.end_line,
+                d.text,
+                d.embed_text,
+                metadata,
+            )
         )
     return tuple(chunks)
 

@@ -24,11 +24,9 @@ from ingest.reader import read_text
 from ingest.sop import content_hash, parse_sop
 from retrieval.embedder import Embedder
 from retrieval.store import VectorStore
-from sopilot.types import Chunk, Problem, Severity, Sop
+from sopilot.types import Chunk, Problem, Sop
 
 log = logging.getLogger(__name__)
-
-EMBED_GROUP = 256  # chunks embedded and written per step: bounds the work a crash can lose
 
 
 @dataclass(slots=True)
@@ -51,9 +49,7 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["problems"] = [
-            {**asdict(p), "severity": p.severity.value} for p in self.problems
-        ]
+        data["problems"] = [{**asdict(p), "severity": p.severity.value} for p in self.problems]
         data["ok"] = self.ok
         return data
 
@@ -71,6 +67,7 @@ class Syncer:
         max_file_bytes: int,
         chunk_max_tokens: int | None = None,
         ignore: tuple[str, ...] = (),
+        embed_group: int = 256,
         progress: bool = True,
     ) -> None:
         self._kb = kb_dir
@@ -80,6 +77,7 @@ class Syncer:
         self._max_bytes = max_file_bytes
         self._ignore = ignore
         self._progress = progress
+        self._group = embed_group
         limit = min(chunk_max_tokens or embedder.max_tokens, embedder.max_tokens)
         self._chunker = Chunker(embedder.count_tokens, limit)
 
@@ -87,7 +85,9 @@ class Syncer:
         started = time.perf_counter()
         report = IngestReport()
         if not self._kb.is_dir():
-            raise FileNotFoundError(f"KB folder {self._kb} does not exist: pass --kb DIR or set SOPILOT_KB_DIR")
+            raise FileNotFoundError(
+                f"KB folder {self._kb} does not exist: pass --kb DIR or set SOPILOT_KB_DIR"
+            )
         found = discover(self._kb, self._ignore)
         report.problems.extend(found.problems)
         old = self._manifest.files()
@@ -125,12 +125,17 @@ class Syncer:
             report.problems.extend(result.problems)
             sop = result.sop
             fresh[rel] = sop
-            records[rel] = FileRecord(rel, digest, sop.meta.id, tuple(c.id for c in sop.chunks), len(sop.sections))
+            records[rel] = FileRecord(
+                rel, digest, sop.meta.id, tuple(c.id for c in sop.chunks), len(sop.sections)
+            )
         return records, fresh
 
     @staticmethod
     def _keep_previous(
-        rel: str, old: dict[str, FileRecord], records: dict[str, FileRecord], report: IngestReport,
+        rel: str,
+        old: dict[str, FileRecord],
+        records: dict[str, FileRecord],
+        report: IngestReport,
         problems: list[Problem],
     ) -> None:
         report.problems.extend(problems)
@@ -140,7 +145,10 @@ class Syncer:
 
     @staticmethod
     def _refuse_duplicate_ids(
-        records: dict[str, FileRecord], fresh: dict[str, Sop], old: dict[str, FileRecord], report: IngestReport
+        records: dict[str, FileRecord],
+        fresh: dict[str, Sop],
+        old: dict[str, FileRecord],
+        report: IngestReport,
     ) -> None:
         """Two files claiming one SOP id: the one already indexed under it (else the first path) keeps it."""
         by_id: dict[str, list[str]] = defaultdict(list)
@@ -154,8 +162,13 @@ class Syncer:
                 if rel == owner:
                     continue
                 report.problems.append(
-                    Problem(rel, "duplicate-id", f"SOP id {sop_id!r} is already used by {owner}",
-                            "give this SOP its own 'id:' in the front matter", line=2)
+                    Problem(
+                        rel,
+                        "duplicate-id",
+                        f"SOP id {sop_id!r} is already used by {owner}",
+                        "give this SOP its own 'id:' in the front matter",
+                        line=2,
+                    )
                 )
                 fresh.pop(rel, None)
                 if rel in old and old[rel].sop_id != sop_id:
@@ -165,7 +178,11 @@ class Syncer:
                     del records[rel]
 
     def _apply(
-        self, records: dict[str, FileRecord], fresh: dict[str, Sop], old: dict[str, FileRecord], report: IngestReport
+        self,
+        records: dict[str, FileRecord],
+        fresh: dict[str, Sop],
+        old: dict[str, FileRecord],
+        report: IngestReport,
     ) -> None:
         wanted = {cid for r in records.values() for cid in r.chunk_ids}
         old_ids = {cid for r in old.values() for cid in r.chunk_ids}
@@ -193,10 +210,12 @@ class Syncer:
         if not chunks:
             return
         bar = tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not self._progress)
-        for start in range(0, len(chunks), EMBED_GROUP):
-            group = chunks[start : start + EMBED_GROUP]
+        for start in range(0, len(chunks), self._group):
+            group = chunks[start : start + self._group]
             vectors = self._embedder.embed_documents([c.embed_text for c in group])
-            self._store.upsert([c.id for c in group], vectors, [c.text for c in group], [c.metadata for c in group])
+            self._store.upsert(
+                [c.id for c in group], vectors, [c.text for c in group], [c.metadata for c in group]
+            )
             report.added += len(group)
             bar.update(len(group))
         bar.close()
@@ -210,7 +229,8 @@ class Syncer:
         if changed:
             # Chroma merges metadata on update: a key the SOP no longer has must be cleared explicitly.
             merged = [
-                {**{k: None for k in stored[c.id].metadata if k not in c.metadata}, **c.metadata} for c in changed
+                {**{k: None for k in stored[c.id].metadata if k not in c.metadata}, **c.metadata}
+                for c in changed
             ]
             self._store.update_metadata([c.id for c in changed], merged)
         return len(changed)

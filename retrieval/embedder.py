@@ -68,7 +68,9 @@ class SentenceTransformerEmbedder:
         path = resolve_model_path(name)
         self.name = name
         self._batch_size = batch_size
-        self._model: SentenceTransformer = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self._model: SentenceTransformer = SentenceTransformer(
+            str(path), device=device, local_files_only=True
+        )
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )
@@ -76,7 +78,7 @@ class SentenceTransformerEmbedder:
         if dim is None:
             raise ConfigError(f"embedder {name!r} does not report an embedding dimension")
         self.dimension = int(dim)
-        self.max_tokens = int(self._model.max_seq_length)
+        self.max_tokens = int(self._model.max_seq_length or 512)
         self._counter = _token_counter(self._model)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -69,7 +69,11 @@ class VectorStore:
         cls, client: ClientAPI, name: str, embedder_name: str, dimension: int, *, create: bool = True
     ) -> VectorStore:
         """Open (or create) the collection and refuse it if another embedder built it."""
-        metadata = {"sopilot_embedder": embedder_name, "sopilot_dimension": dimension, "sopilot_schema": SCHEMA}
+        metadata = {
+            "sopilot_embedder": embedder_name,
+            "sopilot_dimension": dimension,
+            "sopilot_schema": SCHEMA,
+        }
         if create:
             collection = client.get_or_create_collection(
                 name, metadata=metadata, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
@@ -88,7 +92,8 @@ class VectorStore:
             raise EmbedderMismatchError(
                 f"the index {name!r} was built with embedder {have[0]!r} ({have[1]} dimensions), but the "
                 f"settings ask for {embedder_name!r} ({dimension} dimensions). Re-index with "
-                f"`sopilot ingest --rebuild` (or use another --index folder), or set SOPILOT_EMBEDDER={have[0]}"
+                "`sopilot ingest --rebuild` (or use another --index folder), "
+                f"or set SOPILOT_EMBEDDER={have[0]}"
             )
         return cls(collection, embedder_name, dimension)
 
@@ -114,7 +119,9 @@ class VectorStore:
         out: dict[str, StoredChunk] = {}
         for part in _pages(list(ids)):
             got = self._collection.get(ids=part, include=["documents", "metadatas"])
-            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+            for cid, doc, meta in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            ):
                 out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
         return out
 
@@ -122,14 +129,20 @@ class VectorStore:
         offset = 0
         while True:
             page = self._collection.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
-            for cid, doc, meta in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True):
+            for cid, doc, meta in zip(
+                page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True
+            ):
                 yield StoredChunk(cid, doc or "", dict(meta or {}))
             if len(page["ids"]) < _PAGE:
                 return
             offset += _PAGE
 
     def upsert(
-        self, ids: Sequence[str], embeddings: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
     ) -> None:
         if embeddings.shape[1:] != (self.dimension,):
             raise EmbedderMismatchError(
@@ -158,7 +171,9 @@ class VectorStore:
         if n <= 0:
             return []
         result = self._collection.query(
-            query_embeddings=[embedding], n_results=n, where=where or None,
+            query_embeddings=[embedding],
+            n_results=n,
+            where=where or None,
             include=["documents", "metadatas", "distances"],
         )
         ids = result["ids"][0]

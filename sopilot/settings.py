@@ -28,9 +28,14 @@ class Settings(BaseSettings):
         default_factory=lambda: ["README.md"], description="File name or path patterns that are not SOPs."
     )
     chunk_max_tokens: int | None = Field(
-        None, gt=16, description="Cap on tokens per chunk; defaults to the embedder's maximum sequence length."
+        None,
+        gt=16,
+        description="Cap on tokens per chunk; defaults to the embedder's maximum sequence length.",
     )
-    embed_batch_size: int = Field(32, ge=1, le=1024)
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass of the embedder.")
+    embed_group: int = Field(
+        256, ge=1, le=5000, description="Chunks embedded and written per step: what a crash can lose at most."
+    )
     search_k: int = Field(5, ge=1, le=100, description="Passages returned by default.")
     max_k: int = Field(100, ge=1, le=1000)
     device: str = Field("cpu", description="Torch device for the models.")
