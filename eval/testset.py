@@ -16,6 +16,7 @@ from sopilot.errors import SopilotError
 class TestSetError(SopilotError):
     """A test set that cannot be used; the message lists every bad line."""
 
+    __test__ = False  # not a pytest class, despite the name
     exit_code = 2
 
 

@@ -8,9 +8,11 @@ died midway is repaired by the next one with no duplicate and no orphan.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ class IngestReport:
     unchanged: int = 0
     files_parsed: int = 0
     files_kept: int = 0  # files with errors whose previous version stays indexed
+    kb_version: str = ""  # digest of every indexed file's path and content hash
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
@@ -52,6 +55,14 @@ class IngestReport:
         data["problems"] = [{**asdict(p), "severity": p.severity.value} for p in self.problems]
         data["ok"] = self.ok
         return data
+
+
+def kb_version(records: Iterable[FileRecord]) -> str:
+    """A short digest that changes whenever any indexed file does: provenance for answers and runs."""
+    digest = hashlib.sha256()
+    for record in sorted(records, key=lambda r: r.path):
+        digest.update(f"{record.path}\0{record.content_hash}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 class Syncer:
@@ -97,6 +108,7 @@ class Syncer:
         report.files = len(records)
         report.sections = sum(r.n_sections for r in records.values())
         report.chunks = sum(len(r.chunk_ids) for r in records.values())
+        report.kb_version = kb_version(records.values())
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
@@ -209,6 +221,9 @@ class Syncer:
     def _embed(self, chunks: list[Chunk], report: IngestReport) -> None:
         if not chunks:
             return
+        # Longest first, as the encoder orders one batch: groups of like length waste no padding, so
+        # embedding in groups costs what one call over every text would.
+        chunks = sorted(chunks, key=lambda c: -len(c.embed_text))
         bar = tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not self._progress)
         for start in range(0, len(chunks), self._group):
             group = chunks[start : start + self._group]

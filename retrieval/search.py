@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from retrieval.embedder import Embedder
-from retrieval.store import StoredChunk, VectorStore
+from retrieval.store import StoredChunk, VectorStore, make_client
 from sopilot.errors import InvalidQueryError
+from sopilot.settings import Settings
 from sopilot.types import HEADING_SEPARATOR, Passage
 
 MAX_QUERY_CHARS = 20_000
@@ -19,6 +20,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class SearchResult:
     query: str
     passages: list[Passage]
+    covered: bool | None = None  # None: no coverage decision is made yet
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "covered": self.covered,
+            "reason": self.reason,
+            "passages": [p.to_dict() for p in self.passages],
+        }
 
 
 def clean_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
@@ -72,3 +83,11 @@ class DenseRetriever:
             similarity = round(1.0 - hit.distance, 6)
             passages.append(to_passage(hit, {"dense": similarity}, similarity))
         return SearchResult(text, passages)
+
+
+def open_retriever(settings: Settings, embedder: Embedder) -> DenseRetriever:
+    """The retriever agents use, over the index the settings name (which must exist)."""
+    store = VectorStore.open(
+        make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
+    )
+    return DenseRetriever(store, embedder, max_k=settings.max_k)

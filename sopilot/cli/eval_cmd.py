@@ -1,22 +1,53 @@
-"""``sopilot eval``: work with test sets."""
+"""``sopilot eval``: check test sets, run evaluations, compare runs, run BEIR benchmarks."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from sopilot.cli.common import load_settings, print_json
+from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
+
+PEERS = ("llamaindex", "bm25")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="test sets, evaluation runs and reports")
+    p = sub.add_parser("eval", help="test sets, evaluation runs, comparisons and benchmarks")
     group = p.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND", required=True)
+
     check = group.add_parser("check", help="check every question's path and heading against the KB files")
     check.add_argument("testset", type=Path, help="test set (JSONL)")
     check.add_argument("--kb", type=Path, metavar="DIR", help="KB folder (default: SOPILOT_KB_DIR or kb/)")
     check.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     check.set_defaults(func=run_check)
+
+    run = group.add_parser("run", help="answer every question of a test set; write run, metrics, reports")
+    run.add_argument("testset", type=Path, help="test set (JSONL)")
+    run.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="folder for the run's files")
+    run.add_argument("-k", type=int, default=10, help="passages kept per question (default 10)")
+    run.add_argument(
+        "--peers",
+        default="",
+        metavar="NAMES",
+        help=f"comma-separated peer pipelines to run beside SOPilot: {', '.join(PEERS)} (or 'all')",
+    )
+    add_common(run)
+    run.set_defaults(func=run_eval)
+
+    comp = group.add_parser("compare", help="metric deltas and flipped questions of run B against run A")
+    comp.add_argument("run_a", type=Path, help="baseline run folder")
+    comp.add_argument("run_b", type=Path, help="new run folder")
+    comp.add_argument("--max-drop", type=float, default=0.02, help="tolerated drop of a headline metric")
+    comp.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    comp.set_defaults(func=run_compare)
+
+    beir = group.add_parser(
+        "beir", help="score retrieval on a BEIR data set (corpus, queries, qrels/test.tsv)"
+    )
+    beir.add_argument("folder", type=Path, help="BEIR data set folder")
+    add_common(beir)
+    beir.set_defaults(func=run_beir_cmd)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -36,3 +67,72 @@ def run_check(args: argparse.Namespace) -> int:
             + ("every path and heading found" if not problems else f"{len(problems)} mapping problem(s)")
         )
     return 1 if problems else 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from eval.evaluate import evaluate
+    from eval.testset import load_testset
+
+    load_testset(args.testset)  # malformed lines stop the run before the model loads
+    peers = PEERS if args.peers == "all" else tuple(p for p in args.peers.split(",") if p)
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        print(f"error: unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}", file=sys.stderr)
+        return 2
+    settings = load_settings(args)
+    quiet_libraries()
+    metrics = evaluate(
+        settings,
+        load_embedder(settings),
+        args.testset,
+        args.out,
+        k=args.k,
+        peers=peers,
+        progress=not args.quiet,
+    )
+    if args.json:
+        print_json(metrics)
+    else:
+        section, sop = metrics["retrieval"]["section"], metrics["retrieval"]["sop"]
+        print(
+            f"{metrics['questions']} questions: section hit@1 {section['hit@1']:.3f}, "
+            f"hit@5 {section['hit@5']:.3f}, "
+            f"MRR@10 {section['mrr@10']:.3f}; SOP hit@5 {sop['hit@5']:.3f}; "
+            f"latency p50 {metrics['latency_ms']['p50']:.1f} ms\nreport: {args.out / 'report.html'}"
+        )
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from eval.compare import compare_runs, format_comparison
+    from eval.runner import read_run
+
+    records_a, _ = read_run(args.run_a)
+    records_b, _ = read_run(args.run_b)
+    result = compare_runs(records_a, records_b, max_drop=args.max_drop)
+    if args.json:
+        print_json(
+            {
+                "deltas": [dict(zip(("metric", "a", "b", "delta"), d, strict=True)) for d in result.deltas],
+                "lost": result.lost,
+                "gained": result.gained,
+                "regressions": result.regressions,
+                "ok": result.ok,
+            }
+        )
+    else:
+        print(format_comparison(result, str(args.run_a), str(args.run_b)))
+    return 0 if result.ok else 1
+
+
+def run_beir_cmd(args: argparse.Namespace) -> int:
+    from eval.beir import run_beir
+
+    settings = load_settings(args)
+    quiet_libraries()
+    scores = run_beir(args.folder, settings, load_embedder(settings), progress=not args.quiet)
+    if args.json:
+        print_json(scores)
+    else:
+        print(json.dumps(scores, indent=2))
+    return 0

@@ -17,19 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from retrieval.search import DenseRetriever
-    from retrieval.store import VectorStore, make_client
+    from retrieval.search import open_retriever
 
     settings = load_settings(args)
     quiet_libraries()
-    embedder = load_embedder(settings)
-    store = VectorStore.open(
-        make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
-    )
-    retriever = DenseRetriever(store, embedder, max_k=settings.max_k)
+    retriever = open_retriever(settings, load_embedder(settings))
     result = retriever.search(args.query, k=args.k or settings.search_k)
     if args.json:
-        print_json({"query": result.query, "passages": [p.to_dict() for p in result.passages]})
+        print_json(result.to_dict())
         return 0
     if not result.passages:
         print("No passages: the index is empty. Run `sopilot ingest` first.")

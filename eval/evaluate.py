@@ -1,0 +1,91 @@
+"""``sopilot eval run``: ingest when needed, answer every question, score, report, with peers beside."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from eval.metrics import compute_metrics
+from eval.report import write_reports
+from eval.runner import RunInfo, SearchFn, resolve_relevant, run_questions, write_run
+from eval.testset import load_testset
+from ingest.run import run_ingest
+from retrieval.embedder import Embedder
+from retrieval.search import open_retriever
+from sopilot.settings import Settings
+
+log = logging.getLogger(__name__)
+METRICS_FILE = "metrics.json"
+DEFAULT_K = 10
+
+
+def sopilot_search(settings: Settings, embedder: Embedder) -> SearchFn:
+    """The agents' search path, as a plain function of (question, k)."""
+    retriever = open_retriever(settings, embedder)
+
+    def search(question: str, k: int) -> tuple[list[Any], bool | None, str]:
+        result = retriever.search(question, k=k)
+        return result.passages, result.covered, result.reason
+
+    return search
+
+
+def evaluate(
+    settings: Settings,
+    embedder: Embedder,
+    testset: Path,
+    out_dir: Path,
+    *,
+    k: int = DEFAULT_K,
+    peers: tuple[str, ...] = (),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the test set; write run.jsonl, metrics.json and the reports; return the metrics."""
+    questions = load_testset(testset)  # a malformed line stops here, before any work
+    relevant = resolve_relevant(questions, settings.kb_dir)
+    report = run_ingest(settings, embedder, progress=progress)
+    if report.problems:
+        log.warning("ingest reported %d problem(s); evaluating what was indexed", len(report.problems))
+    records = run_questions(
+        questions, relevant, sopilot_search(settings, embedder), k, progress=progress, desc="sopilot"
+    )
+    info = RunInfo(
+        "sopilot",
+        str(testset),
+        str(settings.kb_dir),
+        k,
+        {"embedder": embedder.name, "kb_version": report.kb_version, "chunks": report.chunks},
+    )
+    write_run(out_dir, records, info)
+    metrics = compute_metrics(records)
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    systems = {"sopilot": metrics}
+    for name in peers:
+        systems[name] = _run_peer(name, settings, embedder, questions, relevant, out_dir, k, progress)
+    write_reports(out_dir, records, systems, f"SOPilot evaluation: {testset.name}")
+    return metrics
+
+
+def _run_peer(
+    name: str,
+    settings: Settings,
+    embedder: Embedder,
+    questions: list[Any],
+    relevant: dict[str, Any],
+    out_dir: Path,
+    k: int,
+    progress: bool,
+) -> dict[str, Any]:
+    from eval.peers import build_peer
+
+    peer_dir = out_dir / "peers" / name
+    peer = build_peer(
+        name, settings.kb_dir, peer_dir / "index", embedder_name=embedder.name, ignore=tuple(settings.ignore)
+    )
+    records = run_questions(questions, relevant, peer.search, k, progress=progress, desc=name)
+    write_run(peer_dir, records, RunInfo(name, "", str(settings.kb_dir), k, {}))
+    metrics = compute_metrics(records)
+    (peer_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    return metrics
