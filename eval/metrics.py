@@ -399,9 +399,21 @@ def compute_metrics(records: Sequence[Record], ks: Sequence[int] = DEFAULT_KS) -
         "faithfulness": faithfulness(records),
         "answer_similarity": answer_similarity(records),
         "latency_ms": latency(records),
+        "passage_lines": passage_lines(records),
         "by_tag": _by_tag(answerable, scored, ks),
     }
     return _round(metrics)
+
+
+def passage_lines(records: Sequence[Record], k: int = 5) -> float | None:
+    """Mean line span of the top-k passages: overlap-based section hits reward long passages, so show it."""
+    spans = [
+        p["end_line"] - p["start_line"] + 1
+        for r in records
+        for p in r.get("passages", [])[:k]
+        if "end_line" in p
+    ]
+    return sum(spans) / len(spans) if spans else None
 
 
 def get_metric(metrics: Mapping[str, Any], dotted: str) -> float | None:

@@ -19,6 +19,7 @@ HEADLINE_COLUMNS = (
     ("SOP hit@5", "retrieval.sop.hit@5"),
     ("abstention recall", "abstention.recall"),
     ("false abstention", "abstention.false_abstention_rate"),
+    ("lines per passage", "passage_lines"),
     ("latency p50 ms", "latency_ms.p50"),
     ("latency p95 ms", "latency_ms.p95"),
 )

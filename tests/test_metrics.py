@@ -457,3 +457,15 @@ def test_percentile_matches_numpy() -> None:
             assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-12)
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_passage_lines_is_the_mean_span_of_the_top_k() -> None:
+    from eval.metrics import passage_lines
+
+    def p(start: int, end: int) -> dict:
+        return {"start_line": start, "end_line": end}
+
+    records = [{"passages": [p(1, 10), p(5, 5)] + [p(1, 100)] * 5}, {"passages": [p(3, 4)]}]
+    # top 5 of the first: spans 10, 1, 100, 100, 100; the second: 2 -> (10 + 1 + 300 + 2) / 6
+    assert passage_lines(records) == pytest.approx(313 / 6)
+    assert passage_lines([{"passages": []}]) is None

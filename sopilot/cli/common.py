@@ -48,7 +48,7 @@ def print_json(data: Any) -> None:
 
 def quiet_libraries() -> None:
     """Library chatter (weight-loading bars, warnings) stays off the user's terminal."""
-    for name in ("transformers", "sentence_transformers", "chromadb", "httpx"):
+    for name in ("transformers", "sentence_transformers", "chromadb", "httpx", "bm25s", "llama_index"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
