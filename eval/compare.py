@@ -81,9 +81,7 @@ def format_comparison(c: Comparison, name_a: str, name_b: str) -> str:
     lines.append(f"section hit@5 gained ({len(c.gained)}): {', '.join(c.gained) or '-'}")
     if c.missing:
         lines.append(f"questions in only one run ({len(c.missing)}): {', '.join(c.missing)}")
-    lines.append(
-        "REGRESSION: " + "; ".join(c.regressions) if c.regressions else "no regression beyond tolerance"
-    )
+    lines.append("REGRESSION: " + "; ".join(c.regressions) if c.regressions else "no regression beyond tolerance")
     return "\n".join(lines)
 
 

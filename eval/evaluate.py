@@ -25,8 +25,8 @@ def sopilot_search(settings: Settings, embedder: Embedder) -> SearchFn:
     """The agents' search path, as a plain function of (question, k)."""
     retriever = open_retriever(settings, embedder)
 
-    def search(question: str, k: int) -> tuple[list[Any], bool | None, str]:
-        result = retriever.search(question, k=k)
+    def search(question: str, k: int, filters: dict[str, Any]) -> tuple[list[Any], bool | None, str]:
+        result = retriever.search(question, k=k, filters=filters or None)
         return result.passages, result.covered, result.reason
 
     return search

@@ -375,9 +375,7 @@ def _retrieval(scored: Sequence[Mapping[str, Any]], ks: Sequence[int]) -> dict[s
     return {level: _means([s[level] for s in scored]) if scored else _empty_level(ks) for level in LEVELS}
 
 
-def _by_tag(
-    records: Sequence[Record], scored: Sequence[Mapping[str, Any]], ks: Sequence[int]
-) -> dict[str, Any]:
+def _by_tag(records: Sequence[Record], scored: Sequence[Mapping[str, Any]], ks: Sequence[int]) -> dict[str, Any]:
     """Retrieval means per tag, over the answerable questions carrying it."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for record, scores in zip(records, scored, strict=True):
@@ -407,12 +405,7 @@ def compute_metrics(records: Sequence[Record], ks: Sequence[int] = DEFAULT_KS) -
 
 def passage_lines(records: Sequence[Record], k: int = 5) -> float | None:
     """Mean line span of the top-k passages: overlap-based section hits reward long passages, so show it."""
-    spans = [
-        p["end_line"] - p["start_line"] + 1
-        for r in records
-        for p in r.get("passages", [])[:k]
-        if "end_line" in p
-    ]
+    spans = [p["end_line"] - p["start_line"] + 1 for r in records for p in r.get("passages", [])[:k] if "end_line" in p]
     return sum(spans) / len(spans) if spans else None
 
 

@@ -21,7 +21,9 @@ from sopilot.types import Passage
 class Peer(Protocol):
     name: str
 
-    def search(self, question: str, k: int) -> tuple[list[Passage], bool | None, str]: ...
+    def search(
+        self, question: str, k: int, filters: dict[str, Any] | None = None
+    ) -> tuple[list[Passage], bool | None, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +105,11 @@ class LlamaIndexPeer:
         collection = client.create_collection("peer", embedding_function=None)
         storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
         embed_model = HuggingFaceEmbedding(model_name=str(resolve_model_path(embedder_name)), device="cpu")
-        self._index = VectorStoreIndex.from_documents(
-            documents, storage_context=storage, embed_model=embed_model
-        )
+        self._index = VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=embed_model)
 
-    def search(self, question: str, k: int) -> tuple[list[Passage], bool | None, str]:
+    def search(
+        self, question: str, k: int, filters: dict[str, Any] | None = None
+    ) -> tuple[list[Passage], bool | None, str]:
         hits = self._index.as_retriever(similarity_top_k=k).retrieve(question)
         return self._nodes.to_passages(hits, self.name), None, ""
 
@@ -125,14 +127,14 @@ class Bm25Peer:
         self._max_k = min(max_k, len(nodes))
         self._retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=self._max_k)
 
-    def search(self, question: str, k: int) -> tuple[list[Passage], bool | None, str]:
+    def search(
+        self, question: str, k: int, filters: dict[str, Any] | None = None
+    ) -> tuple[list[Passage], bool | None, str]:
         hits = self._retriever.retrieve(question)[:k]
         return self._nodes.to_passages(hits, self.name), None, ""
 
 
-def build_peer(
-    name: str, kb_dir: Path, work_dir: Path, *, embedder_name: str, ignore: tuple[str, ...]
-) -> Peer:
+def build_peer(name: str, kb_dir: Path, work_dir: Path, *, embedder_name: str, ignore: tuple[str, ...]) -> Peer:
     work_dir.mkdir(parents=True, exist_ok=True)
     if name == "llamaindex":
         return LlamaIndexPeer(kb_dir, work_dir, embedder_name, ignore)

@@ -116,9 +116,7 @@ def failures(records: list[dict[str, Any]], k: int = 5) -> list[dict[str, Any]]:
                 continue
             expected = "(abstain: the KB does not answer this)"
             kind = "not flagged"
-        got = "; ".join(
-            f"{p['path']} § {' > '.join(p['heading_path'][1:]) or '(top)'}" for p in record["passages"][:3]
-        )
+        got = "; ".join(f"{p['path']} § {' > '.join(p['heading_path'][1:]) or '(top)'}" for p in record["passages"][:3])
         rows.append(
             {
                 "id": record["id"],
@@ -131,9 +129,7 @@ def failures(records: list[dict[str, Any]], k: int = 5) -> list[dict[str, Any]]:
     return rows
 
 
-def write_reports(
-    run_dir: Path, records: list[dict[str, Any]], systems: dict[str, dict[str, Any]], title: str
-) -> None:
+def write_reports(run_dir: Path, records: list[dict[str, Any]], systems: dict[str, dict[str, Any]], title: str) -> None:
     """``systems`` maps a system name to its metrics; the first is this run's, the others are peers."""
     images = _plots(systems, records)
     for name, data in images.items():
@@ -147,9 +143,7 @@ def _table_rows(systems: dict[str, dict[str, Any]]) -> list[list[str]]:
     return [[name] + [_fmt(_get(m, path)) for _, path in HEADLINE_COLUMNS] for name, m in systems.items()]
 
 
-def _markdown(
-    title: str, systems: dict[str, dict[str, Any]], fails: list[dict[str, Any]], images: list[str]
-) -> str:
+def _markdown(title: str, systems: dict[str, dict[str, Any]], fails: list[dict[str, Any]], images: list[str]) -> str:
     main = next(iter(systems.values()))
     lines = [f"# {title}", "", f"{main['questions']} questions, {main['answerable']} answerable.", ""]
     header = ["system"] + [label for label, _ in HEADLINE_COLUMNS]
@@ -174,15 +168,11 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-def _html(
-    title: str, systems: dict[str, dict[str, Any]], fails: list[dict[str, Any]], images: dict[str, bytes]
-) -> str:
+def _html(title: str, systems: dict[str, dict[str, Any]], fails: list[dict[str, Any]], images: dict[str, bytes]) -> str:
     e = html.escape
     main = next(iter(systems.values()))
     header = "".join(f"<th>{e(label)}</th>" for label, _ in HEADLINE_COLUMNS)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in _table_rows(systems)
-    )
+    rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in _table_rows(systems))
     pictures = "".join(
         f'<img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
         for name, data in images.items()

@@ -17,8 +17,8 @@ from sopilot.types import Passage
 RUN_FILE = "run.jsonl"
 META_FILE = "meta.json"
 
-# A search function as agents use it: (question, k) -> (passages, covered or None, reason).
-SearchFn = Callable[[str, int], tuple[list[Passage], bool | None, str]]
+# A search function as agents use it: (question, k, filters) -> (passages, covered or None, reason).
+SearchFn = Callable[[str, int, dict[str, Any]], tuple[list[Passage], bool | None, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +34,7 @@ def resolve_relevant(questions: list[Question], kb_dir: Path) -> dict[str, list[
     """Each question's relevant sections with their line spans; a broken mapping stops the run first."""
     problems = check_mapping(questions, kb_dir)
     if problems:
-        raise TestSetError(
-            "the test set does not match the KB; fix these before running:\n" + "\n".join(problems)
-        )
+        raise TestSetError("the test set does not match the KB; fix these before running:\n" + "\n".join(problems))
     out: dict[str, list[dict[str, Any]]] = {}
     for q in questions:
         spans = [section_span(kb_dir, rel) for rel in q.relevant]
@@ -75,7 +73,7 @@ def run_questions(
     records = []
     for q in tqdm(questions, desc=desc, unit="q", disable=not progress):
         started = time.perf_counter()
-        passages, covered, reason = search(q.question, k)
+        passages, covered, reason = search(q.question, k, q.filters)
         latency_ms = (time.perf_counter() - started) * 1000
         records.append(
             {

@@ -34,6 +34,7 @@ class Question:
     answerable: bool
     reference_answer: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    filters: dict[str, Any] = field(default_factory=dict)  # search filters, e.g. {"status": "all"}
 
 
 _REQUIRED = {"id": str, "question": str, "relevant": list, "answerable": bool}

@@ -71,14 +71,10 @@ class Chunker:
         self._count = count_tokens
         self._max = max_tokens
 
-    def chunk_sections(
-        self, lines: list[str], sections: list[tuple[Section, list[Block]]]
-    ) -> list[ChunkDraft]:
+    def chunk_sections(self, lines: list[str], sections: list[tuple[Section, list[Block]]]) -> list[ChunkDraft]:
         all_blocks = [b for _, blocks in sections for b in blocks]
         texts = [_lines(lines, b.start, b.end) for b in all_blocks]
-        counts = dict(
-            zip(((b.start, b.end) for b in all_blocks), self._count(texts) if texts else [], strict=True)
-        )
+        counts = dict(zip(((b.start, b.end) for b in all_blocks), self._count(texts) if texts else [], strict=True))
         with_body = [(section, blocks) for section, blocks in sections if blocks]
         prefixes = [HEADING_SEPARATOR.join(section.heading_path) for section, _ in with_body]
         prefix_counts = self._count(prefixes) if prefixes else []
@@ -154,9 +150,7 @@ class Chunker:
         out = []
         for group, _ in _merge(self._counted(body, budget - wrap_cost), budget - wrap_cost, "\n"):
             text = f"{opener}\n{group.text}\n{closer}"
-            out.append(
-                (Piece(group.start if group.start > block.start + 1 else block.start, group.end, text), 0)
-            )
+            out.append((Piece(group.start if group.start > block.start + 1 else block.start, group.end, text), 0))
         counts = self._count([p.text for p, _ in out])
         return [(p, n) for (p, _), n in zip(out, counts, strict=True)]
 
@@ -178,9 +172,7 @@ class Chunker:
         budget = max(budget, _MIN_BUDGET)
         line_texts = piece.text.split("\n")
         if len(line_texts) > 1:
-            parts = [
-                Piece(piece.start + i, piece.start + i + 1, t) for i, t in enumerate(line_texts) if t.strip()
-            ]
+            parts = [Piece(piece.start + i, piece.start + i + 1, t) for i, t in enumerate(line_texts) if t.strip()]
             return _merge(self._counted(parts, budget), budget, "\n")
         sentences = [s for s in _SENTENCE_END.split(piece.text) if s.strip()]
         if len(sentences) > 1:

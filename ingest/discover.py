@@ -23,9 +23,7 @@ def discover(root: Path, ignore: tuple[str, ...] = ()) -> Discovery:
     root = root.resolve()
     found = Discovery()
     for folder, dirs, names in os.walk(root, followlinks=False):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d))
-        )
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
         for name in names:
             if not name.lower().endswith(MARKDOWN_SUFFIXES) or name.startswith("."):
                 continue
@@ -47,9 +45,7 @@ def discover(root: Path, ignore: tuple[str, ...] = ()) -> Discovery:
                     continue
                 if not target.is_file():
                     found.problems.append(
-                        Problem(
-                            rel, "broken-symlink", "symlink points to nothing", "remove or repair the link"
-                        )
+                        Problem(rel, "broken-symlink", "symlink points to nothing", "remove or repair the link")
                     )
                     continue
             found.files.append(rel)

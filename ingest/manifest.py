@@ -60,10 +60,7 @@ class Manifest:
             self._db.execute("DELETE FROM files")
             self._db.executemany(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                [
-                    (r.path, r.content_hash, r.sop_id, json.dumps(list(r.chunk_ids)), r.n_sections)
-                    for r in records
-                ],
+                [(r.path, r.content_hash, r.sop_id, json.dumps(list(r.chunk_ids)), r.n_sections) for r in records],
             )
 
     def clear(self) -> None:

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ingest.manifest import Manifest
 from ingest.sync import IngestReport, Syncer
 from retrieval.embedder import Embedder
+from retrieval.lexical import LexicalIndex, to_lexical
 from retrieval.store import VectorStore, make_client
 from sopilot.settings import Settings
 
 MANIFEST_FILE = "manifest.sqlite3"
 
 
-def run_ingest(
-    settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True
-) -> IngestReport:
+def lexical_path(settings: Settings) -> Path:
+    return settings.index_dir / f"lexical-{settings.collection}.sqlite3"
+
+
+def open_lexical(settings: Settings) -> LexicalIndex:
+    weights = (settings.lexical_title_weight, settings.lexical_heading_weight, 1.0)
+    return LexicalIndex(lexical_path(settings), weights)
+
+
+def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True) -> IngestReport:
     """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder)."""
     client = make_client(settings)
     manifest = Manifest(settings.index_dir / MANIFEST_FILE)
+    lexical = open_lexical(settings)
     try:
         if rebuild:
             VectorStore.drop(client, settings.collection)
             manifest.clear()
+            lexical.clear()
         store = VectorStore.open(client, settings.collection, embedder.name, embedder.dimension)
         syncer = Syncer(
             settings.kb_dir,
@@ -31,8 +43,28 @@ def run_ingest(
             chunk_max_tokens=settings.chunk_max_tokens,
             ignore=tuple(settings.ignore),
             embed_group=settings.embed_group,
+            lexical=lexical,
             progress=progress,
         )
         return syncer.run()
     finally:
         manifest.close()
+        lexical.close()
+
+
+def rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> int:
+    """Rebuild the lexical index from what the store holds; returns the number of chunks."""
+    store = VectorStore.open(make_client(settings), settings.collection, embedder_name, dimension, create=False)
+    lexical = open_lexical(settings)
+    try:
+        lexical.clear()
+        batch = []
+        for chunk in store.all_chunks():
+            batch.append(to_lexical(chunk.id, chunk.text, chunk.metadata))
+            if len(batch) >= 2000:
+                lexical.upsert(batch)
+                batch = []
+        lexical.upsert(batch)
+        return lexical.count()
+    finally:
+        lexical.close()

@@ -25,6 +25,7 @@ from ingest.manifest import FileRecord, Manifest
 from ingest.reader import read_text
 from ingest.sop import content_hash, parse_sop
 from retrieval.embedder import Embedder
+from retrieval.lexical import LexicalIndex, to_lexical
 from retrieval.store import VectorStore
 from sopilot.types import Chunk, Problem, Sop
 
@@ -79,6 +80,7 @@ class Syncer:
         chunk_max_tokens: int | None = None,
         ignore: tuple[str, ...] = (),
         embed_group: int = 256,
+        lexical: LexicalIndex | None = None,
         progress: bool = True,
     ) -> None:
         self._kb = kb_dir
@@ -89,6 +91,7 @@ class Syncer:
         self._ignore = ignore
         self._progress = progress
         self._group = embed_group
+        self._lexical = lexical
         limit = min(chunk_max_tokens or embedder.max_tokens, embedder.max_tokens)
         self._chunker = Chunker(embedder.count_tokens, limit)
 
@@ -96,9 +99,7 @@ class Syncer:
         started = time.perf_counter()
         report = IngestReport()
         if not self._kb.is_dir():
-            raise FileNotFoundError(
-                f"KB folder {self._kb} does not exist: pass --kb DIR or set SOPILOT_KB_DIR"
-            )
+            raise FileNotFoundError(f"KB folder {self._kb} does not exist: pass --kb DIR or set SOPILOT_KB_DIR")
         found = discover(self._kb, self._ignore)
         report.problems.extend(found.problems)
         old = self._manifest.files()
@@ -137,9 +138,7 @@ class Syncer:
             report.problems.extend(result.problems)
             sop = result.sop
             fresh[rel] = sop
-            records[rel] = FileRecord(
-                rel, digest, sop.meta.id, tuple(c.id for c in sop.chunks), len(sop.sections)
-            )
+            records[rel] = FileRecord(rel, digest, sop.meta.id, tuple(c.id for c in sop.chunks), len(sop.sections))
         return records, fresh
 
     @staticmethod
@@ -205,7 +204,8 @@ class Syncer:
         new_chunks = [c for sop in fresh.values() for c in sop.chunks if c.id not in stored]
         kept_fresh = [c for sop in fresh.values() for c in sop.chunks if c.id in stored]
         to_delete = sorted(stored - wanted)
-        if not new_chunks and not kept_fresh and not to_delete and records == old and clean:
+        lexical_in_step = self._lexical is None or self._lexical.count() == len(old_ids)
+        if not new_chunks and not kept_fresh and not to_delete and records == old and clean and lexical_in_step:
             report.unchanged = len(wanted)
             return
         self._manifest.set("state", "dirty")
@@ -213,7 +213,10 @@ class Syncer:
         report.updated = self._refresh_metadata(kept_fresh)
         if to_delete:
             self._store.delete(to_delete)
+            if self._lexical is not None:
+                self._lexical.delete(to_delete)
         report.removed = len(to_delete)
+        self._sync_lexical(wanted)
         report.unchanged = len(wanted) - report.added - report.updated
         self._manifest.replace_files(list(records.values()))
         self._manifest.set("state", "clean")
@@ -228,9 +231,7 @@ class Syncer:
         for start in range(0, len(chunks), self._group):
             group = chunks[start : start + self._group]
             vectors = self._embedder.embed_documents([c.embed_text for c in group])
-            self._store.upsert(
-                [c.id for c in group], vectors, [c.text for c in group], [c.metadata for c in group]
-            )
+            self._store.upsert([c.id for c in group], vectors, [c.text for c in group], [c.metadata for c in group])
             report.added += len(group)
             bar.update(len(group))
         bar.close()
@@ -244,8 +245,22 @@ class Syncer:
         if changed:
             # Chroma merges metadata on update: a key the SOP no longer has must be cleared explicitly.
             merged = [
-                {**{k: None for k in stored[c.id].metadata if k not in c.metadata}, **c.metadata}
-                for c in changed
+                {**{k: None for k in stored[c.id].metadata if k not in c.metadata}, **c.metadata} for c in changed
             ]
             self._store.update_metadata([c.id for c in changed], merged)
+            if self._lexical is not None:
+                self._lexical.upsert(to_lexical(c.id, c.text, c.metadata) for c in changed)
         return len(changed)
+
+    def _sync_lexical(self, wanted: set[str]) -> None:
+        """Repair drift between the lexical index and the store (a crash between the two writes, a lost file)."""
+        if self._lexical is None:
+            return
+        have = self._lexical.ids()
+        if have - wanted:
+            self._lexical.delete(sorted(have - wanted))
+        missing = sorted(wanted - have)
+        if missing:
+            log.info("lexical index: restoring %d chunks from the store", len(missing))
+            stored = self._store.get(missing)
+            self._lexical.upsert(to_lexical(c.id, c.text, c.metadata) for c in stored.values())

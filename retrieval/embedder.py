@@ -68,9 +68,7 @@ class SentenceTransformerEmbedder:
         path = resolve_model_path(name)
         self.name = name
         self._batch_size = batch_size
-        self._model: SentenceTransformer = SentenceTransformer(
-            str(path), device=device, local_files_only=True
-        )
+        self._model: SentenceTransformer = SentenceTransformer(str(path), device=device, local_files_only=True)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )

@@ -119,9 +119,7 @@ class VectorStore:
         out: dict[str, StoredChunk] = {}
         for part in _pages(list(ids)):
             got = self._collection.get(ids=part, include=["documents", "metadatas"])
-            for cid, doc, meta in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
-            ):
+            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
                 out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
         return out
 
@@ -129,9 +127,7 @@ class VectorStore:
         offset = 0
         while True:
             page = self._collection.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
-            for cid, doc, meta in zip(
-                page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True
-            ):
+            for cid, doc, meta in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True):
                 yield StoredChunk(cid, doc or "", dict(meta or {}))
             if len(page["ids"]) < _PAGE:
                 return

@@ -37,6 +37,29 @@ class Settings(BaseSettings):
         256, ge=1, le=5000, description="Chunks embedded and written per step: what a crash can lose at most."
     )
     search_k: int = Field(5, ge=1, le=100, description="Passages returned by default.")
+    candidate_depth: int = Field(50, ge=1, le=1000, description="Candidates taken from each retriever.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense list in fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical list in fusion.")
+    max_per_sop: int = Field(0, ge=0, description="Passages one SOP may fill in a result (0: no limit).")
+    descriptive_weight: float = Field(
+        0.7, ge=0, le=1, description="Score factor for sections that describe a problem rather than solve it."
+    )
+    descriptive_headings: str = Field(
+        r"^(symptoms?|summary|overview|purpose|scope|background|introduction|when to use( this)?|related|"
+        r"see also|prerequisites)\b",
+        description="Regex on a section's own heading that marks it descriptive.",
+    )
+    reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
+    rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")
+    covered_min_dense: float = Field(
+        0.477, description="Coverage: best dense similarity at or above this counts as covered."
+    )
+    covered_min_terms: float = Field(
+        0.30, ge=0, le=1.01, description="Coverage: share of question terms found in the top passage."
+    )
+    lexical_title_weight: float = Field(3.0, ge=0, description="BM25 weight of the SOP title column.")
+    lexical_heading_weight: float = Field(2.0, ge=0, description="BM25 weight of the heading path column.")
     max_k: int = Field(100, ge=1, le=1000)
     device: str = Field("cpu", description="Torch device for the models.")
 

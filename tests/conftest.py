@@ -58,9 +58,7 @@ def counting(embedder: Embedder) -> Callable[..., CountingEmbedder]:
     return lambda fail_after=None: CountingEmbedder(embedder, fail_after)
 
 
-def sop(
-    sop_id: str, title: str, body: str, *, tags: str = "[test]", status: str = "active", extra: str = ""
-) -> str:
+def sop(sop_id: str, title: str, body: str, *, tags: str = "[test]", status: str = "active", extra: str = "") -> str:
     """A small SOP file's text with valid front matter."""
     return (
         f"---\nid: {sop_id}\ntitle: {title}\nowner: uops-test\ntags: {tags}\nstatus: {status}\n"

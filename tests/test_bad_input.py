@@ -31,9 +31,7 @@ BAD = {
     "bad/empty.md": "",
     "bad/huge.md": sop("B-4", "Huge", "## A\n\n" + "word " * 300_000),
     "bad/yaml.md": "---\nid: B-5\ntitle: [unclosed\n---\n# T\n",
-    "bad/fence.md": sop(
-        "B-6", "Fence", "## Query\n\n```sql\nselect * from mod.decisions;\n\n## After\n\ntext\n"
-    ),
+    "bad/fence.md": sop("B-6", "Fence", "## Query\n\n```sql\nselect * from mod.decisions;\n\n## After\n\ntext\n"),
     "bad/noheading.md": "Just some text with no heading and no front matter.\n",
     "bad/dup-id.md": sop("T-ACC-001", "Duplicate of SSO", "## A\n\nsame id as access/sso.md\n"),
 }
@@ -63,8 +61,7 @@ def test_each_bad_input_is_reported_and_the_rest_is_ingested(tmp_path: Path, cli
     # the good SOPs and the files that only warn are indexed
     assert report["files"] == 3 + 2
     assert (
-        "T-ACC-001" in problems["bad/dup-id.md"]["message"]
-        and "access/sso.md" in problems["bad/dup-id.md"]["message"]
+        "T-ACC-001" in problems["bad/dup-id.md"]["message"] and "access/sso.md" in problems["bad/dup-id.md"]["message"]
     )
 
 

@@ -15,15 +15,11 @@ def _parse(embedder: Embedder, text: str, max_tokens: int | None = None):
 
 
 def test_chunks_never_exceed_the_model_limit(embedder: Embedder) -> None:
-    long_paragraph = " ".join(
-        f"Sentence {i} explains a check the agent makes before replying." for i in range(120)
-    )
+    long_paragraph = " ".join(f"Sentence {i} explains a check the agent makes before replying." for i in range(120))
     long_line = "x" * 3000
     rows = "\n".join(f"| E{i:03d} | message {i} with some words | do step {i} |" for i in range(80))
     code = "\n".join(f"SELECT col_{i} FROM mod.decisions WHERE queue_key = 'q{i}';" for i in range(90))
-    items = "\n".join(
-        f"{i}. Step {i}: open the console and check setting number {i} carefully." for i in range(1, 70)
-    )
+    items = "\n".join(f"{i}. Step {i}: open the console and check setting number {i} carefully." for i in range(1, 70))
     body = (
         f"## Prose\n\n{long_paragraph}\n\n## Line\n\n{long_line}\n\n## Table\n\n| code | message | fix |\n"
         f"|---|---|---|\n{rows}\n\n## Code\n\n```sql\n{code}\n```\n\n## Steps\n\n{items}\n"

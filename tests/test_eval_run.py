@@ -81,16 +81,10 @@ def test_eval_run_writes_run_metrics_and_reports(tmp_path: Path, sample_kb: Path
 
 def test_malformed_testset_stops_before_any_work(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        json.dumps(QUESTIONS[0]) + "\n{not json\n" + json.dumps({"id": "x", "question": "q"}) + "\n"
-    )
+    bad.write_text(json.dumps(QUESTIONS[0]) + "\n{not json\n" + json.dumps({"id": "x", "question": "q"}) + "\n")
     with pytest.raises(TestSetError) as err:
         load_testset(bad)
-    assert (
-        "bad.jsonl:2" in str(err.value)
-        and "bad.jsonl:3" in str(err.value)
-        and "missing key" in str(err.value)
-    )
+    assert "bad.jsonl:2" in str(err.value) and "bad.jsonl:3" in str(err.value) and "missing key" in str(err.value)
     index = tmp_path / "index"
     code = main(["eval", "run", str(bad), "--out", str(tmp_path / "run"), "--index", str(index), "-q"])
     assert code == 2 and "bad.jsonl:2" in capsys.readouterr().err
@@ -126,9 +120,7 @@ def test_compare_exit_codes(tmp_path: Path, capsys) -> None:
     def write(name: str, hits: list[bool]) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "run.jsonl").write_text(
-            "".join(json.dumps(_record(f"q{i}", h)) + "\n" for i, h in enumerate(hits))
-        )
+        (folder / "run.jsonl").write_text("".join(json.dumps(_record(f"q{i}", h)) + "\n" for i, h in enumerate(hits)))
         return folder
 
     base = write("base", [True] * 10)

@@ -4,10 +4,7 @@ from ingest.markdown import heading_text, parse_outline, slugify
 
 
 def test_headings_anchors_and_lines() -> None:
-    text = (
-        "# Title\n\nintro\n\n## Step 1: Check the `queue`\n\n"
-        "## Step 1: Check the `queue`\n\n### Done {#custom}\n"
-    )
+    text = "# Title\n\nintro\n\n## Step 1: Check the `queue`\n\n## Step 1: Check the `queue`\n\n### Done {#custom}\n"
     outline = parse_outline(text)
     assert [(h.level, h.text, h.anchor, h.line) for h in outline.headings] == [
         (1, "Title", "title", 0),

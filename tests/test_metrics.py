@@ -185,9 +185,7 @@ def test_ndcg_matches_sklearn_on_random_binary_cases() -> None:
         y_true = [int(passage_relevance(p, relevant, "section") is not None) for p in passages]
         missing = len(relevant) - sum(y_true)
         y_true += [0] * max(0, k - len(passages)) + [1] * missing
-        y_true += [0] * max(
-            0, 2 - len(y_true)
-        )  # sklearn wants at least 2 documents; trailing zeros are inert
+        y_true += [0] * max(0, 2 - len(y_true))  # sklearn wants at least 2 documents; trailing zeros are inert
         y_score = list(range(len(y_true), 0, -1))
         expected = ndcg_score(np.array([y_true]), np.array([y_score]), k=k)
         assert ndcg_at_k(passages, relevant, k, "section") == pytest.approx(expected, abs=1e-12), (y_true, k)
@@ -213,9 +211,7 @@ def _run() -> list[dict[str, Any]]:
     sso = [rel("access/sso.md", 40, 58)]
     return [
         # section hit at rank 1
-        record(
-            "a1", tags=["chat", "typo"], relevant=sso, passages=[psg("access/sso.md", 42, 50)], latency_ms=10
-        ),
+        record("a1", tags=["chat", "typo"], relevant=sso, passages=[psg("access/sso.md", 42, 50)], latency_ms=10),
         # right SOP at rank 1, right section at rank 3
         record(
             "a2",
@@ -267,9 +263,7 @@ def test_compute_metrics_hand_computed() -> None:
 def test_compute_metrics_without_answerable_questions() -> None:
     m = compute_metrics([record("u", answerable=False, covered=False)], ks=(1, 5))
     assert m["answerable"] == 0
-    assert m["retrieval"]["section"] == {
-        f"{n}@{k}": None for n in ("hit", "recall", "mrr", "ndcg") for k in (1, 5)
-    }
+    assert m["retrieval"]["section"] == {f"{n}@{k}": None for n in ("hit", "recall", "mrr", "ndcg") for k in (1, 5)}
     assert m["by_tag"] == {}
     assert m["abstention"]["recall"] == 1.0 and m["abstention"]["false_abstention_rate"] is None
 
@@ -356,9 +350,7 @@ def test_sentence_support() -> None:
     # content tokens: sso, token, expires, after, 24, hours (the: stop word); cited has token, expires, 24
     assert sentence_support("The SSO token expires after 24 hours.", ["token expires in 24 h"]) == 0.5
     # "24h" is one token, so only token and expires are found: 2/6
-    assert sentence_support(
-        "The SSO token expires after 24 hours.", ["token expires in 24h"]
-    ) == pytest.approx(1 / 3)
+    assert sentence_support("The SSO token expires after 24 hours.", ["token expires in 24h"]) == pytest.approx(1 / 3)
     assert sentence_support("Wait 5 minutes", ["wait a few minutes"]) == 1.0  # "5" is too short to count
     assert sentence_support("It is what it is.", []) == 1.0  # no content tokens
     assert sentence_support("Restart the service", []) == 0.0
@@ -394,10 +386,7 @@ def test_faithfulness_with_an_uncited_sentence() -> None:
     # a sentence with no content tokens has support 1.0, but uncited it still counts as unsupported
     bare = {"text": "", "citations": [], "sentences": [{"text": "That is all.", "citations": []}]}
     assert faithfulness([record("b", draft=bare)]) == 0.0
-    assert (
-        faithfulness([record("b", draft=bare | {"sentences": [{"text": "That is all.", "citations": [1]}]})])
-        == 1.0
-    )
+    assert faithfulness([record("b", draft=bare | {"sentences": [{"text": "That is all.", "citations": [1]}]})]) == 1.0
 
 
 # --- answer similarity -----------------------------------------------------------------------------------
@@ -441,9 +430,7 @@ def test_answer_similarity() -> None:
 
 
 def test_latency_hand_computed() -> None:
-    records = [record(str(v), latency_ms=v) for v in (40.0, 10.0, 30.0, 20.0)] + [
-        record("x", latency_ms=None)
-    ]
+    records = [record(str(v), latency_ms=v) for v in (40.0, 10.0, 30.0, 20.0)] + [record("x", latency_ms=None)]
     # sorted 10 20 30 40: p50 at position 1.5 -> 25; p95 at 3 * 0.95 = 2.85 -> 30 + 0.85 * 10 = 38.5
     assert latency(records) == {"p50": 25.0, "p95": pytest.approx(38.5), "max": 40.0, "mean": 25.0}
     assert latency([]) == {"p50": None, "p95": None, "max": None, "mean": None}

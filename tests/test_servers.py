@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingest.run import run_ingest
-from retrieval.search import DenseRetriever
+from retrieval.search import Retriever
 from retrieval.store import VectorStore, make_client
 from sopilot.errors import StoreUnavailableError
 from sopilot.settings import Settings
@@ -61,11 +61,9 @@ def test_ingest_and_search_through_a_chroma_server(
     report = run_ingest(settings, emb, progress=False)
     assert report.ok and report.added == report.chunks > 0
     assert not (tmp_path / "local" / "chroma").exists()  # nothing went to the embedded store
-    store = VectorStore.open(
-        make_client(settings), settings.collection, emb.name, emb.dimension, create=False
-    )
+    store = VectorStore.open(make_client(settings), settings.collection, emb.name, emb.dimension, create=False)
     assert store.count() == report.chunks
-    result = DenseRetriever(store, emb).search("partner gets 429 too many requests, how long to wait?", k=3)
+    result = Retriever(store, None, emb).search("partner gets 429 too many requests, how long to wait?", k=3)
     assert result.passages[0].path == "api/rate-limits.md"
     again = run_ingest(settings, counting(), progress=False)
     assert again.added == 0 and again.unchanged == report.chunks

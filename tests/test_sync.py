@@ -67,9 +67,7 @@ def test_moved_lines_update_metadata_without_embedding(tmp_path: Path, sample_kb
     path = sample_kb / "queues/backlog.md"
     text = path.read_text()
     path.write_text(
-        text.replace("## Detect a backlog", "\n\n\n## Detect a backlog").replace(
-            "status: active", "status: draft"
-        )
+        text.replace("## Detect a backlog", "\n\n\n## Detect a backlog").replace("status: active", "status: draft")
     )
     emb = counting()
     report = _ingest(settings, emb)

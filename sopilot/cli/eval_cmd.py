@@ -42,9 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     comp.set_defaults(func=run_compare)
 
-    beir = group.add_parser(
-        "beir", help="score retrieval on a BEIR data set (corpus, queries, qrels/test.tsv)"
-    )
+    cal = group.add_parser("calibrate", help="coverage thresholds from runs that hold unanswerable questions")
+    cal.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders (coverage decision off)")
+    cal.add_argument("--max-false", type=float, default=0.10, help="tolerated share of answerable flagged")
+    cal.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    cal.set_defaults(func=run_calibrate)
+
+    beir = group.add_parser("beir", help="score retrieval on a BEIR data set (corpus, queries, qrels/test.tsv)")
     beir.add_argument("folder", type=Path, help="BEIR data set folder")
     add_common(beir)
     beir.set_defaults(func=run_beir_cmd)
@@ -123,6 +127,25 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         print(format_comparison(result, str(args.run_a), str(args.run_b)))
     return 0 if result.ok else 1
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from eval.calibrate import calibrate
+    from eval.runner import read_run
+
+    records = [r for run in args.runs for r in read_run(run)[0]]
+    result = calibrate(records, max_false=args.max_false)
+    if args.json:
+        print_json(asdict(result))
+    else:
+        print(
+            f"{result.unanswerable} unanswerable, {result.answerable} answerable questions: "
+            f"{result.abstention_recall:.0%} flagged, {result.false_abstention_rate:.0%} of answerable flagged\n"
+            f"SOPILOT_COVERED_MIN_DENSE={result.min_dense}\nSOPILOT_COVERED_MIN_TERMS={result.min_terms}"
+        )
+    return 0
 
 
 def run_beir_cmd(args: argparse.Namespace) -> int:

@@ -1,0 +1,218 @@
+"""The lexical index: SQLite FTS5 with BM25 ranking and Porter stemming, kept in step with the vector store.
+
+Local Chroma has no sparse index, so hybrid search keeps this one beside it. It holds only what the store
+holds (text, title, heading path and the filter fields) and can be rebuilt from the store at any time.
+Questions are never parsed as FTS5 syntax: they are cut into words and each word is quoted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1"
+MAX_QUERY_TERMS = 48
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "hi",
+        "hello",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "too",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "thanks",
+        "thank",
+        "hey",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalDoc:
+    chunk_id: str
+    title: str
+    heading: str
+    text: str
+    metadata: dict[str, Any]
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct lowercased words of a question, stop words out, in order; at most ``MAX_QUERY_TERMS``."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        if word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):
+            seen.setdefault(word, None)
+    return list(seen)[:MAX_QUERY_TERMS]
+
+
+def match_expression(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH string that can only mean "any of these words": every term is a quoted string."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+class LexicalIndex:
+    """FTS5 table of chunks; column weights favour the title and headings over the body."""
+
+    def __init__(self, path: Path, weights: tuple[float, float, float] = (3.0, 2.0, 1.0)) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._weights = weights
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if str(version) != SCHEMA_VERSION:
+            self._db.executescript("DROP TABLE IF EXISTS chunks;")
+        self._db.executescript(
+            f"""
+            CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
+                chunk_id UNINDEXED, title, heading, body,
+                path UNINDEXED, status UNINDEXED, owner UNINDEXED, tags UNINDEXED, products UNINDEXED,
+                tokenize = 'porter unicode61 remove_diacritics 2');
+            PRAGMA user_version = {SCHEMA_VERSION};
+            """
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT chunk_id FROM chunks")}
+
+    def upsert(self, docs: Iterable[LexicalDoc]) -> None:
+        rows = [
+            (
+                d.chunk_id,
+                d.title,
+                d.heading,
+                d.text,
+                d.metadata.get("path", ""),
+                d.metadata.get("status", ""),
+                d.metadata.get("owner", ""),
+                _joined(d.metadata.get("tags")),
+                _joined(d.metadata.get("products")),
+            )
+            for d in docs
+        ]
+        with self._db:
+            self._db.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(r[0],) for r in rows])
+            self._db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        with self._db:
+            self._db.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(i,) for i in ids])
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM chunks")
+
+    def search(self, query: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Best ``n`` chunk ids with their BM25 score (higher is better), filtered like the dense search."""
+        terms = query_terms(query)
+        if not terms or n <= 0:
+            return []
+        clauses, params = _filter_sql(filters or {})
+        w_title, w_heading, w_body = self._weights
+        sql = (
+            f"SELECT chunk_id, bm25(chunks, 0, {w_title}, {w_heading}, {w_body}) AS rank FROM chunks "
+            f"WHERE chunks MATCH ? {''.join(' AND ' + c for c in clauses)} ORDER BY rank LIMIT ?"
+        )
+        rows = self._db.execute(sql, [match_expression(terms), *params, n]).fetchall()
+        return [(cid, -float(rank)) for cid, rank in rows]
+
+
+def _joined(values: Any) -> str:
+    """List fields stored as ``|a|b|`` so that a filter can match one whole value."""
+    if not values:
+        return ""
+    return "|" + "|".join(str(v) for v in values) + "|"
+
+
+def _filter_sql(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for field, wanted in filters.items():
+        values = list(wanted) if isinstance(wanted, list | tuple | set) else [wanted]
+        if field in ("tags", "products"):
+            clauses.append("(" + " OR ".join(f"instr({field}, ?) > 0" for _ in values) + ")")
+            params.extend(f"|{v}|" for v in values)
+        else:
+            clauses.append(f"{field} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    return clauses, params
+
+
+def to_lexical(chunk_id: str, text: str, metadata: dict[str, Any]) -> LexicalDoc:
+    heading = str(metadata.get("heading_path", ""))
+    title = str(metadata.get("title", ""))
+    return LexicalDoc(chunk_id, title, heading.removeprefix(title).lstrip(" >"), text, metadata)
+
+
+def dumps_filters(filters: dict[str, Any]) -> str:
+    return json.dumps(filters, sort_keys=True)
