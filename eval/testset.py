@@ -67,6 +67,9 @@ def parse_line(raw: str) -> Question:
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError("'tags' must be a list of strings")
+    filters = data.get("filters", {})
+    if not isinstance(filters, dict):
+        raise ValueError('\'filters\' must be an object such as {"status": "all"}')
     return Question(
         id=data["id"],
         question=data["question"],
@@ -74,6 +77,7 @@ def parse_line(raw: str) -> Question:
         answerable=data["answerable"],
         reference_answer=str(data.get("reference_answer") or ""),
         tags=tuple(tags),
+        filters=filters,
     )
 
 
