@@ -263,6 +263,9 @@ def _limit_per_sop(passages: list[Passage], limit: int) -> list[Passage]:
 def open_retriever(settings: Settings, embedder: Embedder, reranker: Reranker | None = None) -> Retriever:
     """The retriever agents use, over the index the settings name (which must exist)."""
     from ingest.run import lexical_path, open_lexical
+    from retrieval.reranker import load_reranker
+
+    reranker = reranker or load_reranker(settings.reranker, settings.device)
 
     store = VectorStore.open(
         make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False

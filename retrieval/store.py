@@ -163,7 +163,6 @@ class VectorStore:
             self._collection.delete(ids=part)
 
     def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[StoredChunk]:
-        n = min(n, self.count())
         if n <= 0:
             return []
         result = self._collection.query(
