@@ -65,7 +65,8 @@ def main() -> None:
     print(f"{'variant':<22}" + "".join(f"{label:>11}" for label, _ in COLUMNS))
     for name, overrides in variants:
         settings = Settings.model_validate({**base.model_dump(), **overrides})
-        records = run_questions(questions, relevant, sopilot_search(settings, embedder), 10, progress=False)
+        search = sopilot_search(settings, embedder, draft=False)
+        records = run_questions(questions, relevant, search, 10, progress=False)
         metrics = compute_metrics(records)
         print(f"{name:<22}" + "".join(f"{value(metrics, path):>11}" for _, path in COLUMNS), flush=True)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from eval.metrics import compute_metrics
 from eval.report import write_reports
-from eval.runner import RunInfo, SearchFn, resolve_relevant, run_questions, write_run
+from eval.runner import Answer, RunInfo, SearchFn, resolve_relevant, run_questions, write_run
 from eval.testset import load_testset
 from ingest.run import run_ingest
 from retrieval.embedder import Embedder
@@ -21,13 +21,18 @@ METRICS_FILE = "metrics.json"
 DEFAULT_K = 10
 
 
-def sopilot_search(settings: Settings, embedder: Embedder) -> SearchFn:
-    """The agents' search path, as a plain function of (question, k)."""
-    retriever = open_retriever(settings, embedder)
+def sopilot_search(settings: Settings, embedder: Embedder, *, draft: bool = True) -> SearchFn:
+    """The agents' path, as a plain function of (question, k, filters): search, then the draft."""
+    from ingest.run import current_kb_version
+    from retrieval.drafter import open_drafter
 
-    def search(question: str, k: int, filters: dict[str, Any]) -> tuple[list[Any], bool | None, str]:
+    retriever = open_retriever(settings, embedder)
+    drafter = open_drafter(settings, retriever.store, kb_version=current_kb_version(settings)) if draft else None
+
+    def search(question: str, k: int, filters: dict[str, Any]) -> Answer:
         result = retriever.search(question, k=k, filters=filters or None)
-        return result.passages, result.covered, result.reason
+        reply = drafter.draft(question, result).to_dict() if drafter is not None else None
+        return result.passages, result.covered, result.reason, reply
 
     return search
 

@@ -23,7 +23,7 @@ class Peer(Protocol):
 
     def search(
         self, question: str, k: int, filters: dict[str, Any] | None = None
-    ) -> tuple[list[Passage], bool | None, str]: ...
+    ) -> tuple[list[Passage], bool | None, str, None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +109,9 @@ class LlamaIndexPeer:
 
     def search(
         self, question: str, k: int, filters: dict[str, Any] | None = None
-    ) -> tuple[list[Passage], bool | None, str]:
+    ) -> tuple[list[Passage], bool | None, str, None]:
         hits = self._index.as_retriever(similarity_top_k=k).retrieve(question)
-        return self._nodes.to_passages(hits, self.name), None, ""
+        return self._nodes.to_passages(hits, self.name), None, "", None
 
 
 class Bm25Peer:
@@ -129,9 +129,9 @@ class Bm25Peer:
 
     def search(
         self, question: str, k: int, filters: dict[str, Any] | None = None
-    ) -> tuple[list[Passage], bool | None, str]:
+    ) -> tuple[list[Passage], bool | None, str, None]:
         hits = self._retriever.retrieve(question)[:k]
-        return self._nodes.to_passages(hits, self.name), None, ""
+        return self._nodes.to_passages(hits, self.name), None, "", None
 
 
 def build_peer(name: str, kb_dir: Path, work_dir: Path, *, embedder_name: str, ignore: tuple[str, ...]) -> Peer:

@@ -17,8 +17,10 @@ from sopilot.types import Passage
 RUN_FILE = "run.jsonl"
 META_FILE = "meta.json"
 
-# A search function as agents use it: (question, k, filters) -> (passages, covered or None, reason).
-SearchFn = Callable[[str, int, dict[str, Any]], tuple[list[Passage], bool | None, str]]
+# What agents get for a question: (passages, covered or None, reason, draft as a dict or None).
+Answer = tuple[list[Passage], bool | None, str, dict[str, Any] | None]
+# A search function as agents use it: (question, k, filters) -> Answer.
+SearchFn = Callable[[str, int, dict[str, Any]], Answer]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ def run_questions(
     records = []
     for q in tqdm(questions, desc=desc, unit="q", disable=not progress):
         started = time.perf_counter()
-        passages, covered, reason = search(q.question, k, q.filters)
+        passages, covered, reason, draft = search(q.question, k, q.filters)
         latency_ms = (time.perf_counter() - started) * 1000
         records.append(
             {
@@ -86,7 +88,7 @@ def run_questions(
                 "passages": [passage_record(i, p) for i, p in enumerate(passages, 1)],
                 "covered": covered,
                 "coverage_reason": reason,
-                "draft": None,
+                "draft": draft,
                 "latency_ms": round(latency_ms, 3),
             }
         )

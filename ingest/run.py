@@ -52,6 +52,20 @@ def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False,
         lexical.close()
 
 
+def current_kb_version(settings: Settings) -> str:
+    """The KB version the index was last synced to (empty before the first ingest)."""
+    from ingest.sync import kb_version
+
+    path = settings.index_dir / MANIFEST_FILE
+    if not path.is_file():
+        return ""
+    manifest = Manifest(path)
+    try:
+        return kb_version(manifest.files().values())
+    finally:
+        manifest.close()
+
+
 def rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> int:
     """Rebuild the lexical index from what the store holds; returns the number of chunks."""
     store = VectorStore.open(make_client(settings), settings.collection, embedder_name, dimension, create=False)

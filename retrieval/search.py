@@ -133,6 +133,10 @@ class Retriever:
         self._reranker = reranker
         self._max_k = max_k
 
+    @property
+    def store(self) -> VectorStore:
+        return self._store
+
     def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> SearchResult:
         text = clean_query(query)
         k = check_k(k, self._max_k)

@@ -123,6 +123,15 @@ class VectorStore:
                 out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
         return out
 
+    def by_path(self, path: str) -> list[StoredChunk]:
+        """Every chunk of one SOP file, in file order."""
+        got = self._collection.get(where={"path": path}, include=["documents", "metadatas"])
+        chunks = [
+            StoredChunk(cid, doc or "", dict(meta or {}))
+            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+        ]
+        return sorted(chunks, key=lambda c: int(c.metadata.get("start_line", 0)))
+
     def all_chunks(self) -> Iterator[StoredChunk]:
         offset = 0
         while True:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     covered_min_terms: float = Field(
         0.30, ge=0, le=1.01, description="Coverage: share of question terms found in the top passage."
     )
+    escalation_sop: str = Field(
+        "incidents/escalation-process.md", description="KB path of the SOP that abstentions point to."
+    )
     lexical_title_weight: float = Field(3.0, ge=0, description="BM25 weight of the SOP title column.")
     lexical_heading_weight: float = Field(2.0, ge=0, description="BM25 weight of the heading path column.")
     max_k: int = Field(100, ge=1, le=1000)

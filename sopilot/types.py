@@ -126,3 +126,69 @@ class Passage:
             "scores": dict(self.scores),
             "text": self.text,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source of a draft: the exact section and the span quoted from it."""
+
+    n: int
+    chunk_id: str
+    path: str
+    anchor: str
+    heading_path: tuple[str, ...]
+    start_line: int
+    end_line: int
+    quote: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "chunk_id": self.chunk_id,
+            "path": self.path,
+            "anchor": self.anchor,
+            "link": f"{self.path}#{self.anchor}" if self.anchor else self.path,
+            "heading_path": list(self.heading_path),
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "quote": self.quote,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DraftSentence:
+    """One claim of a draft and the citations that support it (framing lines are not claims)."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A reply for the agent to review: text with [n] citations, or an abstention that says where to go."""
+
+    text: str
+    covered: bool
+    sentences: tuple[DraftSentence, ...] = ()
+    citations: tuple[Citation, ...] = ()
+    abstention_reason: str = ""
+    escalation: Escalation | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "covered": self.covered,
+            "abstention_reason": self.abstention_reason,
+            "sentences": [
+                {"text": s.text, "citations": list(s.citations), "supported": s.supported} for s in self.sentences
+            ],
+            "citations": [c.to_dict() for c in self.citations],
+            "escalation": (
+                {"team": self.escalation.team, "channel": self.escalation.channel, "when": self.escalation.when}
+                if self.escalation
+                else None
+            ),
+            "provenance": dict(self.provenance),
+        }

