@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
-from sopilot.cli.search_cmd import filters_from
+from sopilot.cli.search_cmd import add_filter_args, filters_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,10 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--drafter", choices=["extractive"], default="extractive", help="how to draft (default)")
     p.add_argument("--tone", choices=["user", "internal"], default="user", help="reply to the user or a note")
     p.add_argument("-k", type=int, default=None, help="passages to draft from and show (default 5)")
-    p.add_argument("--team", action="append", help="only SOPs owned by this team (repeatable)")
-    p.add_argument("--tag", action="append", help="only SOPs with this tag (repeatable)")
-    p.add_argument("--product", action="append", help="only SOPs about this product (repeatable)")
-    p.add_argument("--status", action="append", help="active (default), draft, deprecated or all")
+    add_filter_args(p)
     add_common(p)
     p.set_defaults(func=run)
 

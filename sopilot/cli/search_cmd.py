@@ -16,12 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find the SOP sections that answer a question")
     p.add_argument("query", help="the user's question, as they wrote it")
     p.add_argument("-k", type=int, default=None, help="number of passages (1-100, default 5)")
+    add_filter_args(p)
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def add_filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--team", action="append", help="only SOPs owned by this team (repeatable)")
     p.add_argument("--tag", action="append", help="only SOPs with this tag (repeatable: any of them)")
     p.add_argument("--product", action="append", help="only SOPs about this product (repeatable)")
     p.add_argument("--status", action="append", help="active (default), draft, deprecated or all (repeatable)")
-    add_common(p)
-    p.set_defaults(func=run)
 
 
 def filters_from(args: argparse.Namespace) -> dict[str, Any]:
