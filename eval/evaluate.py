@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from eval.metrics import compute_metrics
 from eval.report import write_reports
@@ -21,13 +21,17 @@ METRICS_FILE = "metrics.json"
 DEFAULT_K = 10
 
 
-def sopilot_search(settings: Settings, embedder: Embedder, *, draft: bool = True) -> SearchFn:
+def sopilot_search(
+    settings: Settings, embedder: Embedder, *, draft: bool = True, tone: Literal["user", "internal"] = "user"
+) -> SearchFn:
     """The agents' path, as a plain function of (question, k, filters): search, then the draft."""
     from ingest.run import current_kb_version
     from retrieval.drafter import open_drafter
 
     retriever = open_retriever(settings, embedder)
-    drafter = open_drafter(settings, retriever.store, kb_version=current_kb_version(settings)) if draft else None
+    drafter = (
+        open_drafter(settings, retriever.store, tone=tone, kb_version=current_kb_version(settings)) if draft else None
+    )
 
     def search(question: str, k: int, filters: dict[str, Any]) -> Answer:
         result = retriever.search(question, k=k, filters=filters or None)
@@ -45,6 +49,7 @@ def evaluate(
     *,
     k: int = DEFAULT_K,
     peers: tuple[str, ...] = (),
+    tone: Literal["user", "internal"] = "user",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the test set; write run.jsonl, metrics.json and the reports; return the metrics."""
@@ -54,7 +59,7 @@ def evaluate(
     if report.problems:
         log.warning("ingest reported %d problem(s); evaluating what was indexed", len(report.problems))
     records = run_questions(
-        questions, relevant, sopilot_search(settings, embedder), k, progress=progress, desc="sopilot"
+        questions, relevant, sopilot_search(settings, embedder, tone=tone), k, progress=progress, desc="sopilot"
     )
     info = RunInfo(
         "sopilot",

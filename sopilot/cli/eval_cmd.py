@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAMES",
         help=f"comma-separated peer pipelines to run beside SOPilot: {', '.join(PEERS)} (or 'all')",
     )
+    run.add_argument("--tone", choices=["user", "internal"], default="user", help="tone of the drafted replies")
     add_common(run)
     run.set_defaults(func=run_eval)
 
@@ -92,6 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.out,
         k=args.k,
         peers=peers,
+        tone=args.tone,
         progress=not args.quiet,
     )
     if args.json:
