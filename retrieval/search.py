@@ -7,7 +7,7 @@ optional reranker -> merge chunks of one section, at most N passages per SOP -> 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from retrieval.coverage import decide
@@ -199,19 +199,7 @@ def _demote_descriptive(passages: list[Passage], pattern: str, weight: float) ->
 
 
 def _replace_score(p: Passage, score: float, scores: dict[str, float]) -> Passage:
-    return Passage(
-        p.chunk_id,
-        p.path,
-        p.title,
-        p.heading_path,
-        p.anchor,
-        p.start_line,
-        p.end_line,
-        p.text,
-        score,
-        scores,
-        p.metadata,
-    )
+    return replace(p, score=score, scores=scores)
 
 
 def _merge_sections(passages: list[Passage]) -> list[Passage]:
@@ -235,18 +223,12 @@ def _merge_sections(passages: list[Passage]) -> list[Passage]:
         scores = dict(best.scores)
         scores["merged_chunks"] = float(len(parts))
         merged.append(
-            Passage(
-                best.chunk_id,
-                best.path,
-                best.title,
-                best.heading_path,
-                best.anchor,
-                ordered[0].start_line,
-                max(p.end_line for p in parts),
-                "\n\n".join(p.text for p in ordered),
-                best.score,
-                scores,
-                best.metadata,
+            replace(
+                best,
+                start_line=ordered[0].start_line,
+                end_line=max(p.end_line for p in parts),
+                text="\n\n".join(p.text for p in ordered),
+                scores=scores,
             )
         )
     return merged
