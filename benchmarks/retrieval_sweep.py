@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval.evaluate import sopilot_search  # noqa: E402
-from eval.metrics import compute_metrics  # noqa: E402
+from eval.metrics import compute_metrics, get_metric  # noqa: E402
 from eval.runner import resolve_relevant, run_questions  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
 from ingest.run import run_ingest  # noqa: E402
@@ -42,10 +42,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def value(metrics: dict, dotted: str) -> str:
-    node = metrics
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return "n/a" if node is None else f"{node:.3f}" if isinstance(node, float) else str(node)
+    number = get_metric(metrics, dotted)
+    return "n/a" if number is None else f"{number:.3f}"
 
 
 def main() -> None:

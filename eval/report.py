@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import per_question
+from eval.metrics import get_metric, per_question
 
 KS = (1, 3, 5, 10)
 HEADLINE_COLUMNS = (
@@ -23,15 +23,6 @@ HEADLINE_COLUMNS = (
     ("latency p50 ms", "latency_ms.p50"),
     ("latency p95 ms", "latency_ms.p95"),
 )
-
-
-def _get(metrics: dict[str, Any], dotted: str) -> Any:
-    node: Any = metrics
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _fmt(value: Any) -> str:
@@ -53,7 +44,7 @@ def _plots(systems: dict[str, dict[str, Any]], records: list[dict[str, Any]]) ->
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, level in zip(axes, ("section", "sop"), strict=True):
         for name, metrics in systems.items():
-            ys = [_get(metrics, f"retrieval.{level}.hit@{k}") or 0.0 for k in KS]
+            ys = [get_metric(metrics, f"retrieval.{level}.hit@{k}") or 0.0 for k in KS]
             ax.plot(KS, ys, marker="o", label=name)
         ax.set_title(f"{level}-level hit@k")
         ax.set_xlabel("k")
@@ -140,7 +131,7 @@ def write_reports(run_dir: Path, records: list[dict[str, Any]], systems: dict[st
 
 
 def _table_rows(systems: dict[str, dict[str, Any]]) -> list[list[str]]:
-    return [[name] + [_fmt(_get(m, path)) for _, path in HEADLINE_COLUMNS] for name, m in systems.items()]
+    return [[name] + [_fmt(get_metric(m, path)) for _, path in HEADLINE_COLUMNS] for name, m in systems.items()]
 
 
 def _markdown(title: str, systems: dict[str, dict[str, Any]], fails: list[dict[str, Any]], images: list[str]) -> str:
@@ -153,7 +144,7 @@ def _markdown(title: str, systems: dict[str, dict[str, Any]], fails: list[dict[s
     extra = {
         "citation precision": main.get("citation_precision"),
         "faithfulness": main.get("faithfulness"),
-        "abstention precision": _get(main, "abstention.precision"),
+        "abstention precision": get_metric(main, "abstention.precision"),
     }
     lines += [f"- {key}: {_fmt(value)}" for key, value in extra.items()] + [""]
     lines += [
@@ -197,7 +188,7 @@ tr.missed td:nth-child(2){{color:#b00}} tr.not-flagged td:nth-child(2){{color:#a
 <table><tr><th>system</th>{header}</tr>{rows}</table>
 <p>citation precision {e(_fmt(main.get("citation_precision")))} ·
 faithfulness {e(_fmt(main.get("faithfulness")))} ·
-abstention precision {e(_fmt(_get(main, "abstention.precision")))}</p>
+abstention precision {e(_fmt(get_metric(main, "abstention.precision")))}</p>
 {pictures}
 <h2>Failures ({len(fails)})</h2>
 <table><tr><th>id</th><th>kind</th><th>question</th><th>expected</th><th>top 3 returned</th></tr>
