@@ -7,7 +7,7 @@ optional reranker -> merge chunks of one section, at most N passages per SOP -> 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from retrieval.coverage import decide
@@ -34,7 +34,7 @@ class Reranker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SearchParams:
-    depth: int = 50  # candidates taken from each list
+    candidate_depth: int = 50  # candidates taken from each list
     rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
@@ -47,18 +47,8 @@ class SearchParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchParams:
-        return cls(
-            depth=settings.candidate_depth,
-            rrf_k=settings.rrf_k,
-            dense_weight=settings.dense_weight,
-            lexical_weight=settings.lexical_weight,
-            max_per_sop=settings.max_per_sop,
-            rerank_depth=settings.rerank_depth,
-            descriptive_weight=settings.descriptive_weight,
-            descriptive_headings=settings.descriptive_headings,
-            covered_min_dense=settings.covered_min_dense,
-            covered_min_terms=settings.covered_min_terms,
-        )
+        """Every field has the name of its setting."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +132,7 @@ class Retriever:
         k = check_k(k, self._max_k)
         active = normalize_filters(filters)
         p = self._params
-        depth = max(p.depth, k * 3)
+        depth = max(p.candidate_depth, k * 3)
         dense = self._store.query(self._embedder.embed_query(text), depth, chroma_where(active))
         lexical = self._lexical.search(text, depth, active) if self._lexical is not None else []
         fused = rrf(
