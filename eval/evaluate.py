@@ -30,7 +30,9 @@ def sopilot_search(
 
     retriever = open_retriever(settings, embedder)
     drafter = (
-        open_drafter(settings, retriever.store, tone=tone, kb_version=current_kb_version(settings)) if draft else None
+        open_drafter(settings, retriever.store, tone=tone, kb_version=current_kb_version(settings), embedder=embedder)
+        if draft
+        else None
     )
 
     def search(question: str, k: int, filters: dict[str, Any]) -> Answer:
@@ -50,9 +52,14 @@ def evaluate(
     k: int = DEFAULT_K,
     peers: tuple[str, ...] = (),
     tone: Literal["user", "internal"] = "user",
+    judge: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the test set; write run.jsonl, metrics.json and the reports; return the metrics."""
+    """Run the test set; write run.jsonl, metrics.json and the reports; return the metrics.
+
+    ``judge`` adds llama-index's language-model judges of the drafts (``eval.judges``), with the model of the
+    ``SOPILOT_LLM_*`` settings.
+    """
     questions = load_testset(testset)  # a malformed line stops here, before any work
     relevant = resolve_relevant(questions, settings.kb_dir)
     report = run_ingest(settings, embedder, progress=progress)
@@ -61,15 +68,20 @@ def evaluate(
     records = run_questions(
         questions, relevant, sopilot_search(settings, embedder, tone=tone), k, progress=progress, desc="sopilot"
     )
-    info = RunInfo(
-        "sopilot",
-        str(testset),
-        str(settings.kb_dir),
-        k,
-        {"embedder": embedder.name, "kb_version": report.kb_version, "chunks": report.chunks},
-    )
-    write_run(out_dir, records, info)
+    extra: dict[str, Any] = {"embedder": embedder.name, "kb_version": report.kb_version, "chunks": report.chunks}
+    extra["drafter"] = settings.drafter
+    if judge:
+        from eval.judges import judge_records
+        from retrieval.llm import describe_llm, load_llm
+
+        judge_records(records, load_llm(settings), progress=progress)
+        extra["judge_model"] = describe_llm(settings)
+    write_run(out_dir, records, RunInfo("sopilot", str(testset), str(settings.kb_dir), k, extra))
     metrics = compute_metrics(records)
+    if judge:
+        from eval.judges import judge_metrics
+
+        metrics["judges"] = judge_metrics(records)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     systems = {"sopilot": metrics}
     for name in peers:

@@ -130,6 +130,17 @@ def write_reports(run_dir: Path, records: list[dict[str, Any]], systems: dict[st
     (run_dir / "report.html").write_text(_html(title, systems, fails, images), encoding="utf-8")
 
 
+def _judge_lines(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Pass rates of the language-model judges, when the run had them."""
+    judges = metrics.get("judges") or {}
+    if not judges:
+        return {}
+    return {
+        f"judge {name} (language model, {judges['judged']} drafts)": judges.get(name)
+        for name in ("faithfulness", "relevancy")
+    }
+
+
 def _table_rows(systems: dict[str, dict[str, Any]]) -> list[list[str]]:
     return [[name] + [_fmt(get_metric(m, path)) for _, path in HEADLINE_COLUMNS] for name, m in systems.items()]
 
@@ -145,6 +156,7 @@ def _markdown(title: str, systems: dict[str, dict[str, Any]], fails: list[dict[s
         "citation precision": main.get("citation_precision"),
         "faithfulness": main.get("faithfulness"),
         "abstention precision": get_metric(main, "abstention.precision"),
+        **_judge_lines(main),
     }
     lines += [f"- {key}: {_fmt(value)}" for key, value in extra.items()] + [""]
     lines += [
@@ -188,7 +200,8 @@ tr.missed td:nth-child(2){{color:#b00}} tr.not-flagged td:nth-child(2){{color:#a
 <table><tr><th>system</th>{header}</tr>{rows}</table>
 <p>citation precision {e(_fmt(main.get("citation_precision")))} ·
 faithfulness {e(_fmt(main.get("faithfulness")))} ·
-abstention precision {e(_fmt(get_metric(main, "abstention.precision")))}</p>
+abstention precision {e(_fmt(get_metric(main, "abstention.precision")))}
+{"".join(f" · {e(key)} {e(_fmt(value))}" for key, value in _judge_lines(main).items())}</p>
 {pictures}
 <h2>Failures ({len(fails)})</h2>
 <table><tr><th>id</th><th>kind</th><th>question</th><th>expected</th><th>top 3 returned</th></tr>

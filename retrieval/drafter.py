@@ -10,18 +10,23 @@ with the draft as a structured field and a closing line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from retrieval.coverage import term_share
 from retrieval.search import SearchResult
+from retrieval.sop_text import SENTENCE_BOUNDARY, plain, sentences_of, steps_of
 from sopilot.types import Citation, Draft, DraftSentence, Escalation, Passage
 
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
+
+    from retrieval.embedder import Embedder
+    from retrieval.store import VectorStore
+    from sopilot.settings import Settings
+
 Tone = Literal["user", "internal"]
-_STEP = re.compile(r"^(\d+)[.)]\s+(.*)$")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"(])")
 _WORKAROUND = re.compile(r"workaround", re.IGNORECASE)
 _TEMPLATE = re.compile(r"reply template|user reply|message template", re.IGNORECASE)
 
@@ -33,49 +38,9 @@ class Drafter(Protocol):
 
     def draft(self, question: str, result: SearchResult) -> Draft: ...
 
-
-def plain(markdown: str) -> str:
-    """Markdown emphasis and link targets out; code spans and words kept."""
-    text = _LINK.sub(r"\1", markdown)
-    return " ".join(text.replace("**", "").replace("__", "").split())
-
-
-def steps_of(text: str) -> list[str]:
-    """The top-level numbered items of a passage, continuation lines folded in."""
-    steps: list[str] = []
-    in_fence = False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        match = _STEP.match(line)
-        if match:
-            steps.append(match.group(2))
-        elif steps and line.startswith((" ", "\t")) and line.strip() and not line.strip().startswith(("-", "*")):
-            steps[-1] += " " + line.strip()
-        elif steps and not line.strip():
-            continue
-        elif steps and not line.startswith((" ", "\t")):
-            break
-    return [plain(s) for s in steps if s.strip()]
-
-
-def sentences_of(text: str) -> list[str]:
-    """Prose sentences of a passage (code, tables and headings left out)."""
-    out: list[str] = []
-    in_fence = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = not in_fence
-            continue
-        if in_fence or not stripped or stripped.startswith(("|", "#", ">")):
-            continue
-        stripped = re.sub(r"^([-*]|\d+[.)])\s+", "", stripped)
-        out.extend(s for s in _SENTENCE.split(plain(stripped)) if len(s.split()) >= 3)
-    return out
+    def stream(self, question: str, result: SearchResult) -> Iterator[str | Draft]:
+        """Pieces of the draft's text as they are written, then the finished ``Draft`` last."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +89,8 @@ class ExtractiveDrafter:
             n = numbers.setdefault(claim.passage.chunk_id, len(numbers) + 1)
             quoted.setdefault(n, (claim.passage, []))[1].append(claim.text)
             sentences.append(DraftSentence(f"{claim.text} [{n}]", (n,)))
-        citations = [_citation(n, passage, " … ".join(texts)) for n, (passage, texts) in quoted.items()]
-        escalation = _escalation_of(primary)
+        citations = [citation_for(n, passage, " … ".join(texts)) for n, (passage, texts) in quoted.items()]
+        escalation = escalation_of(primary)
         lines = [] if template is not None else [self._opening(primary)]
         if template is not None:  # the SOP's own reply reads as one message
             lines.append(" ".join(sentence.text for sentence in sentences))
@@ -133,7 +98,7 @@ class ExtractiveDrafter:
             for i, (claim, sentence) in enumerate(zip(claims, sentences, strict=True), 1):
                 lines.append(f"{i}. {sentence.text}" if claim.numbered else sentence.text)
         if escalation is not None and self._tone == "internal":
-            lines.append(self._escalation_line(escalation))
+            lines.append(escalation_line(escalation))
         closing = "" if template is not None else self._closing()
         if closing:
             lines.append(closing)
@@ -145,6 +110,12 @@ class ExtractiveDrafter:
             escalation=escalation,
             provenance=self._provenance_for(result.passages),
         )
+
+    def stream(self, question: str, result: SearchResult) -> Iterator[str | Draft]:
+        """The whole text at once (nothing to wait for), then the draft."""
+        draft = self.draft(question, result)
+        yield draft.text
+        yield draft
 
     def _claims(self, question: str, primary: Passage) -> list[_Claim]:
         steps = steps_of(primary.text)
@@ -164,7 +135,7 @@ class ExtractiveDrafter:
         for p in self._sop_passages(primary.path):
             if p.heading_path and _TEMPLATE.search(p.heading_path[-1]):
                 body = _fenced_or_quoted(p.text)
-                sentences = [s for s in _SENTENCE.split(plain(body)) if s.strip()]
+                sentences = [s for s in SENTENCE_BOUNDARY.split(plain(body)) if s.strip()]
                 if sentences:
                     return [_Claim(s, p) for s in sentences]
         return None
@@ -191,7 +162,7 @@ class ExtractiveDrafter:
         sentences: tuple[DraftSentence, ...] = ()
         if self._escalation is not None:
             first = " ".join(sentences_of(self._escalation.text)[:3]) or plain(self._escalation.text)[:300]
-            citations = (_citation(1, self._escalation, first),)
+            citations = (citation_for(1, self._escalation, first),)
             sentences = (DraftSentence(f"{first} [1]", (1,)),)
             text += f"\n\nEscalation process: {first} [1]"
         return Draft(
@@ -211,12 +182,6 @@ class ExtractiveDrafter:
 
     def _closing(self) -> str:
         return "If this doesn't solve it, reply here and we'll take it further." if self._tone == "user" else ""
-
-    @staticmethod
-    def _escalation_line(escalation: Escalation) -> str:
-        where = f" in {escalation.channel}" if escalation.channel else ""
-        when = f" when: {escalation.when}" if escalation.when else ""
-        return f"Escalate to {escalation.team}{where}{when}."
 
     def _provenance_for(self, passages: Sequence[Passage]) -> dict[str, Any]:
         return {
@@ -248,7 +213,7 @@ def _fenced_or_quoted(text: str) -> str:
     return "\n".join(quoted) if quoted else text
 
 
-def _citation(n: int, passage: Passage, quote: str) -> Citation:
+def citation_for(n: int, passage: Passage, quote: str) -> Citation:
     return Citation(
         n=n,
         chunk_id=passage.chunk_id,
@@ -261,7 +226,13 @@ def _citation(n: int, passage: Passage, quote: str) -> Citation:
     )
 
 
-def _escalation_of(passage: Passage) -> Escalation | None:
+def escalation_line(escalation: Escalation) -> str:
+    where = f" in {escalation.channel}" if escalation.channel else ""
+    when = f" when: {escalation.when}" if escalation.when else ""
+    return f"Escalate to {escalation.team}{where}{when}."
+
+
+def escalation_of(passage: Passage) -> Escalation | None:
     team = str(passage.metadata.get("escalation_team") or "")
     if not team:
         return None
@@ -270,8 +241,20 @@ def _escalation_of(passage: Passage) -> Escalation | None:
     )
 
 
-def open_drafter(settings: Any, store: Any, *, tone: Tone = "user", kb_version: str = "") -> ExtractiveDrafter:
-    """The extractive drafter with the KB's escalation SOP at hand for abstentions."""
+def open_drafter(
+    settings: Settings,
+    store: VectorStore,
+    *,
+    tone: Tone = "user",
+    kb_version: str = "",
+    embedder: Embedder | None = None,
+    llm: LLM | None = None,
+) -> Drafter:
+    """The drafter the settings name, with the KB's escalation SOP at hand for abstentions.
+
+    ``settings.drafter == "llm"`` wraps the extractive drafter (its fallback) in the language-model one; the
+    model comes from ``llm`` or from the settings, and ``embedder`` serves the after-generation check.
+    """
     from retrieval.search import to_passage
 
     chunks = store.by_path(settings.escalation_sop)
@@ -281,4 +264,26 @@ def open_drafter(settings: Any, store: Any, *, tone: Tone = "user", kb_version: 
     def sop_passages(path: str) -> list[Passage]:
         return [to_passage(c, {}, 0.0) for c in store.by_path(path)]
 
-    return ExtractiveDrafter(tone=tone, escalation_passage=escalation, sop_passages=sop_passages, provenance=provenance)
+    extractive = ExtractiveDrafter(
+        tone=tone, escalation_passage=escalation, sop_passages=sop_passages, provenance=provenance
+    )
+    if settings.drafter == "extractive":
+        return extractive
+    from retrieval.grounding import SupportChecker
+    from retrieval.llm import describe_llm, load_llm
+    from retrieval.llm_drafter import LLMDrafter
+
+    checker = SupportChecker(
+        embedder, min_lexical=settings.draft_min_lexical, min_similarity=settings.draft_min_similarity
+    )
+    return LLMDrafter(
+        llm or load_llm(settings),
+        checker,
+        extractive,
+        model=describe_llm(settings),
+        tone=tone,
+        passages=settings.llm_passages,
+        passage_chars=settings.llm_passage_chars,
+        min_supported=settings.draft_min_supported,
+        provenance=provenance,
+    )

