@@ -1,8 +1,10 @@
 """Calibrate the coverage decision from runs: thresholds that flag unanswerable questions, spare answerable ones.
 
-The decision (see ``retrieval.search.Retriever._coverage``): covered when the best dense similarity of the
-top three passages reaches ``covered_min_dense`` OR the share of the question's terms found in the top
-passage reaches ``covered_min_terms``. Calibration grid-searches both on runs made with the decision off.
+The decision (``retrieval.coverage``): covered when the best dense similarity of the top three passages
+reaches ``covered_min_dense``, OR the share of the question's terms found in the top passage reaches
+``covered_min_terms``, OR fewer than ``covered_min_unknown`` of the question's terms appear in no SOP.
+Calibration grid-searches the three on runs made with the decision off; the evidence is read back from the
+run records (the unknown-term count travels in the top passage's scores).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.coverage import term_share
+from retrieval.coverage import UNKNOWN_SCORE, is_covered, term_share
+from retrieval.query import focus_query
 
 MAX_FALSE_ABSTENTION = 0.10
+UNKNOWN_GRID = (0, 1, 2, 3, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,12 +24,14 @@ class Evidence:
     answerable: bool
     dense: float
     terms: float
+    unknown: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
     min_dense: float
     min_terms: float
+    min_unknown: int
     abstention_recall: float
     false_abstention_rate: float
     unanswerable: int
@@ -33,16 +39,21 @@ class Calibration:
 
 
 def evidence(record: dict[str, Any]) -> Evidence:
+    """The same evidence as ``retrieval.coverage.decide``, read back from a run record."""
     passages = record.get("passages", [])
-    # the same evidence as retrieval.coverage.decide, read back from a run record
     dense = max((p.get("scores", {}).get("dense", 0.0) for p in passages[:3]), default=0.0)
     top = passages[0] if passages else None
-    terms = term_share(record["question"], top["heading_path"], top["text"]) if top else 0.0
-    return Evidence(bool(record["answerable"]), float(dense), terms)
+    question = focus_query(record["question"])
+    terms = term_share(question, top["heading_path"], top["text"]) if top else 0.0
+    unknown = int(top.get("scores", {}).get(UNKNOWN_SCORE, 0)) if top else 0
+    return Evidence(bool(record["answerable"]), float(dense), terms, unknown)
 
 
 def calibrate(records: list[dict[str, Any]], max_false: float = MAX_FALSE_ABSTENTION) -> Calibration:
-    """The thresholds with the best abstention recall whose false-abstention rate stays within ``max_false``."""
+    """The thresholds with the best abstention recall whose false-abstention rate stays within ``max_false``.
+
+    Ties go to the lower false-abstention rate, then to the simpler rule (unknown terms left out).
+    """
     points = [evidence(r) for r in records]
     answerable = [e for e in points if e.answerable]
     unanswerable = [e for e in points if not e.answerable]
@@ -51,18 +62,21 @@ def calibrate(records: list[dict[str, Any]], max_false: float = MAX_FALSE_ABSTEN
     dense_grid = sorted({round(e.dense, 3) for e in points} | {0.0})
     terms_grid = [i / 20 for i in range(0, 22)]
     best: Calibration | None = None
-    for min_dense in dense_grid:
-        for min_terms in terms_grid:
-
-            def covered(e: Evidence, d: float = min_dense, t: float = min_terms) -> bool:
-                return e.dense >= d or e.terms >= t
-
-            false_rate = sum(not covered(e) for e in answerable) / len(answerable)
-            if false_rate > max_false:
-                continue
-            recall = sum(not covered(e) for e in unanswerable) / len(unanswerable)
-            candidate = Calibration(min_dense, min_terms, recall, false_rate, len(unanswerable), len(answerable))
-            if best is None or (recall, -false_rate) > (best.abstention_recall, -best.false_abstention_rate):
-                best = candidate
+    for min_unknown in UNKNOWN_GRID:
+        for min_dense in dense_grid:
+            for min_terms in terms_grid:
+                flagged = [
+                    not is_covered(e.dense, e.terms, e.unknown, min_dense, min_terms, min_unknown) for e in points
+                ]
+                false_count = sum(f for f, e in zip(flagged, points, strict=True) if e.answerable)
+                false_rate = false_count / len(answerable)
+                if false_rate > max_false:
+                    continue
+                recall = sum(f for f, e in zip(flagged, points, strict=True) if not e.answerable) / len(unanswerable)
+                candidate = Calibration(
+                    min_dense, min_terms, min_unknown, recall, false_rate, len(unanswerable), len(answerable)
+                )
+                if best is None or (recall, -false_rate) > (best.abstention_recall, -best.false_abstention_rate):
+                    best = candidate
     assert best is not None  # min_dense = 0 covers everything: always within the bound
     return best

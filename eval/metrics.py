@@ -1,4 +1,8 @@
-"""Scores of an evaluation run: retrieval at SOP and section level, abstention, citations, drafts, latency.
+"""Scores of an evaluation run: retrieval at SOP, section and focused level, abstention, citations, drafts.
+
+Section level counts any line overlap with the relevant section, which rewards long passages; the focused
+level, reported beside it, counts a passage only when at least ``FOCUS_SHARE`` of its lines lie inside the
+relevant section, so systems that show passages of different lengths compare fairly.
 
 Pure functions over run records (plain dicts read from ``run.jsonl``). A ratio whose denominator is zero
 is ``None`` ("undefined"), never a made-up 0.0 or 1.0, so that a run without, say, any unanswerable
@@ -13,12 +17,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-Level = Literal["sop", "section"]
+Level = Literal["sop", "section", "focused"]
 Record = Mapping[str, Any]
 # A passage or citation (path, start_line, end_line), or a relevant entry (path, start, end).
 Span = Mapping[str, Any]
 Spans = Sequence[Span]
-LEVELS: tuple[Level, ...] = ("sop", "section")
+LEVELS: tuple[Level, ...] = ("sop", "section", "focused")
+# Focused level: at least this share of a passage's lines lies inside the relevant section.
+FOCUS_SHARE = 0.5
 DEFAULT_KS = (1, 3, 5, 10)
 RETRIEVAL_METRICS = ("hit", "recall", "mrr", "ndcg")
 
@@ -57,14 +63,28 @@ def _overlaps(passage: Span, entry: Span) -> bool:
     return bool(start <= entry["end"] and entry["start"] <= end)
 
 
+def _inside_share(passage: Span, entry: Span) -> float:
+    """Share of the passage's lines [start_line, end_line] that lie inside the section [start, end]."""
+    start, end = passage.get("start_line"), passage.get("end_line")
+    if start is None or end is None or end < start:
+        return 0.0
+    inside = min(end, entry["end"]) - max(start, entry["start"]) + 1
+    return max(inside, 0) / (end - start + 1)
+
+
 def _matches(passage: Span, entry: Span, level: Level) -> bool:
     if passage.get("path") != entry["path"]:
         return False
+    if level == "focused":
+        return _inside_share(passage, entry) >= FOCUS_SHARE
     return level == "sop" or _overlaps(passage, entry)
 
 
 def passage_relevance(passage: Span, relevant: Spans, level: Level) -> int | None:
-    """Index of the first relevant entry the passage matches, or None; at SOP level the path alone matches."""
+    """Index of the first relevant entry the passage matches, or None; at SOP level the path alone matches.
+
+    Section level: the line ranges overlap; focused level: at least ``FOCUS_SHARE`` of the passage is inside.
+    """
     _check_level(level)
     return next((i for i, entry in enumerate(relevant) if _matches(passage, entry, level)), None)
 
@@ -144,13 +164,14 @@ def _level_scores(record: Record, ks: Sequence[int], level: Level) -> dict[str, 
 
 
 def per_question(record: Record, ks: Sequence[int] = DEFAULT_KS) -> dict[str, Any]:
-    """One question's retrieval scores at both levels, for failure tables and hit/miss flips between runs."""
+    """One question's retrieval scores at each level, for failure tables and hit/miss flips between runs."""
     passages, relevant = record.get("passages") or [], record.get("relevant") or []
     return {
         "id": record.get("id"),
         "answerable": bool(record.get("answerable")),
         "section": _level_scores(record, ks, "section"),
         "sop": _level_scores(record, ks, "sop"),
+        "focused": _level_scores(record, ks, "focused"),
         "first_relevant_rank_section": _first_relevant_rank(passages, relevant, "section"),
         "first_relevant_rank_sop": _first_relevant_rank(passages, relevant, "sop"),
     }

@@ -186,6 +186,11 @@ class LexicalIndex:
         rows = self._db.execute(sql, [match_expression(terms), *params, n]).fetchall()
         return [(cid, -float(rank)) for cid, rank in rows]
 
+    def unknown_terms(self, terms: Sequence[str]) -> list[str]:
+        """The terms (stemmed as the index stems them) that occur in no indexed chunk, whatever the filters."""
+        sql = "SELECT 1 FROM chunks WHERE chunks MATCH ? LIMIT 1"
+        return [t for t in terms if self._db.execute(sql, [match_expression([t])]).fetchone() is None]
+
 
 def _joined(values: Any) -> str:
     """List fields stored as ``|a|b|`` so that a filter can match one whole value."""

@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
-from retrieval.coverage import decide
+from retrieval.coverage import UNKNOWN_SCORE, decide
 from retrieval.embedder import Embedder
 from retrieval.filters import chroma_where, normalize_filters
 from retrieval.fusion import rrf
-from retrieval.lexical import LexicalIndex
+from retrieval.lexical import LexicalIndex, query_terms
+from retrieval.query import focus_query
 from retrieval.store import StoredChunk, VectorStore, make_client
 from sopilot.errors import InvalidQueryError
 from sopilot.settings import Settings
@@ -42,8 +43,10 @@ class SearchParams:
     rerank_depth: int = 30
     descriptive_weight: float = 0.7  # score factor for sections that describe rather than solve
     descriptive_headings: str = ""  # regex on the last heading of such sections
-    covered_min_dense: float = 0.477  # coverage thresholds, calibrated (docs/retrieval.md)
-    covered_min_terms: float = 0.30
+    covered_min_dense: float = 0.515  # coverage thresholds, calibrated (docs/retrieval.md)
+    covered_min_terms: float = 0.55
+    covered_min_unknown: int = 2  # flagged only with this many question terms in no SOP (0: not used)
+    query_cleanup: str = "both"  # greeting, sign-off, log noise out before: off | lexical | both (and dense)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchParams:
@@ -132,9 +135,11 @@ class Retriever:
         k = check_k(k, self._max_k)
         active = normalize_filters(filters)
         p = self._params
+        focus = clean_query(focus_query(query)) if p.query_cleanup != "off" else text
         depth = max(p.candidate_depth, k * 3)
-        dense = self._store.query(self._embedder.embed_query(text), depth, chroma_where(active))
-        lexical = self._lexical.search(text, depth, active) if self._lexical is not None else []
+        dense_text = focus if p.query_cleanup == "both" else text
+        dense = self._store.query(self._embedder.embed_query(dense_text), depth, chroma_where(active))
+        lexical = self._lexical.search(focus, depth, active) if self._lexical is not None else []
         fused = rrf(
             {"dense": [c.id for c in dense], "lexical": [cid for cid, _ in lexical]},
             {"dense": p.dense_weight, "lexical": p.lexical_weight},
@@ -162,7 +167,14 @@ class Retriever:
         if self._reranker is not None and passages:
             passages = self._rerank(text, passages)
         passages = _limit_per_sop(_merge_sections(passages), p.max_per_sop)[:k]
-        covered, reason = decide(text, passages, p.covered_min_dense, p.covered_min_terms)
+        unknown = self._lexical.unknown_terms(query_terms(focus)) if self._lexical is not None else []
+        covered, reason = decide(
+            focus, passages, p.covered_min_dense, p.covered_min_terms, unknown, p.covered_min_unknown
+        )
+        if passages:  # the evidence travels with the result, for calibration
+            passages[0] = _replace_score(
+                passages[0], passages[0].score, {**passages[0].scores, UNKNOWN_SCORE: float(len(unknown))}
+            )
         return SearchResult(text, passages, covered, reason, active)
 
     def _rerank(self, query: str, passages: list[Passage]) -> list[Passage]:

@@ -47,17 +47,28 @@ class Settings(BaseSettings):
         0.7, ge=0, le=1, description="Score factor for sections that describe a problem rather than solve it."
     )
     descriptive_headings: str = Field(
-        r"^(symptoms?|summary|overview|purpose|scope|background|introduction|when to use( this)?|related|"
-        r"see also|prerequisites)\b",
-        description="Regex on a section's own heading that marks it descriptive.",
+        r"^(symptoms?|when to use( this)?|related|see also|prerequisites)\b",
+        description="Regex on a section's own heading that marks it descriptive: sections that restate the "
+        "problem or point elsewhere (Overview and Summary sections often hold the answer).",
     )
     reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
     rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")
     covered_min_dense: float = Field(
-        0.477, description="Coverage: best dense similarity at or above this counts as covered."
+        0.515, description="Coverage: best dense similarity at or above this counts as covered."
     )
     covered_min_terms: float = Field(
-        0.30, ge=0, le=1.01, description="Coverage: share of question terms found in the top passage."
+        0.55, ge=0, le=1.01, description="Coverage: share of question terms found in the top passage."
+    )
+    covered_min_unknown: int = Field(
+        2,
+        ge=0,
+        description="Coverage: a question is flagged only when at least this many of its terms appear in no SOP "
+        "(and the other evidence is weak); 0 leaves unknown terms out of the decision.",
+    )
+    query_cleanup: Literal["off", "lexical", "both"] = Field(
+        "both",
+        description="Greetings, sign-offs and pasted log noise (timestamps, ids, hashes, stack frames) removed "
+        "from the question before the lexical search (lexical) or before both searches (both).",
     )
     escalation_sop: str = Field(
         "incidents/escalation-process.md", description="KB path of the SOP that abstentions point to."

@@ -456,3 +456,50 @@ def test_passage_lines_is_the_mean_span_of_the_top_k() -> None:
     # top 5 of the first: spans 10, 1, 100, 100, 100; the second: 2 -> (10 + 1 + 300 + 2) / 6
     assert passage_lines(records) == pytest.approx(313 / 6)
     assert passage_lines([{"passages": []}]) is None
+
+
+# --- focused level: a passage counts when at least half of it lies inside the relevant section -----------
+
+
+@pytest.mark.parametrize(
+    ("passage", "focused"),
+    [
+        (psg("a.md", 12, 18), 0),  # all 7 lines inside [10, 20]
+        (psg("a.md", 15, 24), 0),  # lines 15-20 inside: 6 of 10 = 0.6
+        (psg("a.md", 16, 25), 0),  # lines 16-20 inside: 5 of 10 = 0.5, exactly the bar
+        (psg("a.md", 17, 26), None),  # lines 17-20 inside: 4 of 10 = 0.4 (the section level still matches)
+        (psg("a.md", 1, 66), None),  # a 66-line passage holding all of [10, 20] and [30, 40]: 22 of 66
+        (psg("a.md", 28, 41), 1),  # 11 of 14 lines inside [30, 40]
+        (psg("b.md", 1, 5), 2),
+        (psg("c.md", 12, 18), None),  # right lines, wrong file
+    ],
+)
+def test_focused_relevance(passage: dict[str, Any], focused: int | None) -> None:
+    assert passage_relevance(passage, RELEVANT, "focused") == focused
+
+
+def test_focused_level_does_not_reward_long_passages() -> None:
+    relevant = [rel("x.md", 40, 49)]
+    long_passages = [psg("x.md", 1, 66), psg("y.md", 1, 66)]  # rank 1 spans the section and 56 other lines
+    short_passages = [psg("y.md", 1, 11), psg("x.md", 30, 41), psg("x.md", 40, 50)]
+    assert hit_at_k(long_passages, relevant, 5, "section") == 1.0
+    assert hit_at_k(long_passages, relevant, 5, "focused") == 0.0  # 10 of 66 lines inside
+    assert mrr_at_k(short_passages, relevant, 10, "section") == 0.5  # rank 2 overlaps lines 40-41
+    assert mrr_at_k(short_passages, relevant, 10, "focused") == pytest.approx(1 / 3)  # 2 of 12, then 10 of 11
+    assert recall_at_k(short_passages, relevant, 3, "focused") == 1.0
+    # one relevant item found at rank 3: nDCG = (1/log2(4)) / 1
+    assert ndcg_at_k(short_passages, relevant, 10, "focused") == pytest.approx(L4)
+    assert passage_relevance(psg("x.md", 9, 5), relevant, "focused") is None  # an empty span is never inside
+
+
+def test_compute_metrics_reports_the_focused_level() -> None:
+    records = [
+        record("a1", relevant=[rel("x.md", 40, 49)], passages=[psg("x.md", 1, 66)]),
+        record("a2", relevant=[rel("x.md", 40, 49)], passages=[psg("z.md", 1, 5), psg("x.md", 38, 47)]),
+    ]
+    m = compute_metrics(records, ks=(1, 5))
+    assert m["retrieval"]["section"]["hit@1"] == 0.5 and m["retrieval"]["section"]["hit@5"] == 1.0
+    assert m["retrieval"]["focused"]["hit@1"] == 0.0  # a1's passage is 10/66 inside
+    assert m["retrieval"]["focused"]["hit@5"] == 0.5  # a2's rank 2 is 8/10 inside
+    assert m["retrieval"]["focused"]["mrr@5"] == 0.25
+    assert get_metric(m, "retrieval.focused.hit@5") == 0.5

@@ -156,7 +156,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print(
             f"{result.unanswerable} unanswerable, {result.answerable} answerable questions: "
             f"{result.abstention_recall:.0%} flagged, {result.false_abstention_rate:.0%} of answerable flagged\n"
-            f"SOPILOT_COVERED_MIN_DENSE={result.min_dense}\nSOPILOT_COVERED_MIN_TERMS={result.min_terms}"
+            f"SOPILOT_COVERED_MIN_DENSE={result.min_dense}\nSOPILOT_COVERED_MIN_TERMS={result.min_terms}\n"
+            f"SOPILOT_COVERED_MIN_UNKNOWN={result.min_unknown}"
         )
     return 0
 
