@@ -81,8 +81,8 @@ def print_draft(draft: Draft) -> None:
         )
     provenance = draft.provenance
     by = str(provenance.get("drafter", ""))
-    if provenance.get("model"):
-        by += f" ({provenance['model']})"
     if provenance.get("fallback_reason"):
-        by += f"; the language model's draft was replaced: {provenance['fallback_reason']}"
+        by += f", in place of the draft of {provenance.get('model')}: {provenance['fallback_reason']}"
+    elif provenance.get("model"):
+        by += f" ({provenance['model']})"
     print(f"Drafted by: {by}")
