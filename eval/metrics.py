@@ -224,15 +224,17 @@ def _draft(record: Record) -> Mapping[str, Any] | None:
 
 
 def citation_precision(records: Iterable[Record], level: Level = "section") -> float | None:
-    """Share of draft citations pointing at a relevant span; an unanswerable question's never do.
+    """Share of the citations of answering drafts that point at a relevant span.
 
-    None when no draft cites anything.
+    An unanswerable question's citations are never relevant. A draft that abstains (``covered: false``)
+    cites the escalation process, not an answer: its citations are left out here, and whether abstaining
+    was right is what the abstention metrics score. None when no answering draft cites anything.
     """
     _check_level(level)
     good = total = 0
     for record in records:
         draft = _draft(record)
-        if draft is None:
+        if draft is None or draft.get("covered") is False:
             continue
         relevant = (record.get("relevant") or []) if record.get("answerable") else []
         for citation in draft.get("citations") or []:

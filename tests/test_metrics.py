@@ -343,6 +343,20 @@ def test_citation_precision_with_an_unanswerable_question() -> None:
     assert citation_precision(records) == 0.25  # 1 relevant of 4 citations
     assert citation_precision(records, level="sop") == 0.5  # x.md 5-9 and x.md 20-30 of 4
     assert citation_precision([no_draft]) is None  # no citations: 0/0
+
+
+def test_citation_precision_leaves_out_abstentions() -> None:
+    escalation = [_cite(1, "escalation.md", 1, 5)]
+    abstained = {"text": "", "covered": False, "sentences": [], "citations": escalation}
+    answered = {"text": "", "covered": True, "sentences": [], "citations": [_cite(1, "x.md", 5, 9)]}
+    records = [
+        record("a-abstained", relevant=[rel("x.md", 1, 10)], draft=abstained),  # wrongly: abstention recall's job
+        record("u-abstained", answerable=False, draft=abstained),  # rightly
+        record("a-answered", relevant=[rel("x.md", 1, 10)], draft=answered),
+        record("u-answered", answerable=False, relevant=[rel("x.md", 1, 10)], draft=answered),  # let through
+    ]
+    assert citation_precision(records) == 0.5  # a-answered right, u-answered wrong; abstentions not counted
+    assert citation_precision(records[:2]) is None
     assert citation_precision([record("e", draft={"text": "", "sentences": [], "citations": []})]) is None
 
 
