@@ -17,6 +17,7 @@ HEADLINE_COLUMNS = (
     ("section MRR@10", "retrieval.section.mrr@10"),
     ("section nDCG@10", "retrieval.section.ndcg@10"),
     ("SOP hit@5", "retrieval.sop.hit@5"),
+    ("focused hit@5", "retrieval.focused.hit@5"),
     ("abstention recall", "abstention.recall"),
     ("false abstention", "abstention.false_abstention_rate"),
     ("lines per passage", "passage_lines"),
