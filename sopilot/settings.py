@@ -47,9 +47,10 @@ class Settings(BaseSettings):
         0.7, ge=0, le=1, description="Score factor for sections that describe a problem rather than solve it."
     )
     descriptive_headings: str = Field(
-        r"^(symptoms?|when to use( this)?|related|see also|prerequisites)\b",
+        r"^(symptoms?|checks?|reply template|when to use( this)?|related|see also|prerequisites)\b",
         description="Regex on a section's own heading that marks it descriptive: sections that restate the "
-        "problem or point elsewhere (Overview and Summary sections often hold the answer).",
+        "problem, diagnose it, repeat the answer for the user, or point elsewhere (Overview and Summary "
+        "sections often hold the answer).",
     )
     reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
     rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")
