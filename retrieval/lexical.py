@@ -3,6 +3,11 @@
 Local Chroma has no sparse index, so hybrid search keeps this one beside it. It holds only what the store
 holds (text, title, heading path and the filter fields) and can be rebuilt from the store at any time.
 Questions are never parsed as FTS5 syntax: they are cut into words and each word is quoted.
+
+Beside the FTS5 table, ``chunk_facts`` holds per chunk id what search needs before it reads any document:
+the section a chunk belongs to (path, anchor, heading path) and the filter fields. Written in the same
+transactions as the FTS5 rows, it lets search filter the store's nearest ids and merge sections without
+reading metadata from the store (docs/retrieval.md, "Latency").
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 MAX_QUERY_TERMS = 48
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 STOP_WORDS = frozenset(
@@ -92,6 +97,16 @@ STOP_WORDS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkFacts:
+    """What search knows about a chunk before reading it: its section and whether it passes the filters."""
+
+    path: str
+    anchor: str
+    heading_path: str
+    passes: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LexicalDoc:
     chunk_id: str
     title: str
@@ -125,13 +140,16 @@ class LexicalIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if str(version) != SCHEMA_VERSION:
-            self._db.executescript("DROP TABLE IF EXISTS chunks;")
+            self._db.executescript("DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS chunk_facts;")
         self._db.executescript(
             f"""
             CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
                 chunk_id UNINDEXED, title, heading, body,
                 path UNINDEXED, status UNINDEXED, owner UNINDEXED, tags UNINDEXED, products UNINDEXED,
                 tokenize = 'porter unicode61 remove_diacritics 2');
+            CREATE TABLE IF NOT EXISTS chunk_facts (
+                chunk_id TEXT PRIMARY KEY, path TEXT, anchor TEXT, heading_path TEXT,
+                status TEXT, owner TEXT, tags TEXT, products TEXT) WITHOUT ROWID;
             PRAGMA user_version = {SCHEMA_VERSION};
             """
         )
@@ -146,6 +164,7 @@ class LexicalIndex:
         return {row[0] for row in self._db.execute("SELECT chunk_id FROM chunks")}
 
     def upsert(self, docs: Iterable[LexicalDoc]) -> None:
+        docs = list(docs)
         rows = [
             (
                 d.chunk_id,
@@ -160,17 +179,47 @@ class LexicalIndex:
             )
             for d in docs
         ]
+        facts = [
+            (
+                d.chunk_id,
+                d.metadata.get("path", ""),
+                d.metadata.get("anchor", ""),
+                d.metadata.get("heading_path", ""),
+                *row[5:],
+            )
+            for d, row in zip(docs, rows, strict=True)
+        ]
         with self._db:
             self._db.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(r[0],) for r in rows])
             self._db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO chunk_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", facts)
 
     def delete(self, ids: Iterable[str]) -> None:
+        gone = [(i,) for i in ids]
         with self._db:
-            self._db.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM chunks WHERE chunk_id = ?", gone)
+            self._db.executemany("DELETE FROM chunk_facts WHERE chunk_id = ?", gone)
 
     def clear(self) -> None:
         with self._db:
             self._db.execute("DELETE FROM chunks")
+            self._db.execute("DELETE FROM chunk_facts")
+
+    def facts(self, ids: Sequence[str], filters: dict[str, Any] | None = None) -> dict[str, ChunkFacts]:
+        """Section and filter verdict of each known id (ids the index does not hold are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        clauses, params = _filter_sql(filters or {})
+        passes = " AND ".join(clauses) or "1"
+        out: dict[str, ChunkFacts] = {}
+        for start in range(0, len(wanted), _ID_BATCH):
+            part = wanted[start : start + _ID_BATCH]
+            sql = (
+                f"SELECT chunk_id, path, anchor, heading_path, {passes} FROM chunk_facts "
+                f"WHERE chunk_id IN ({', '.join('?' for _ in part)})"
+            )
+            for cid, path, anchor, heading, ok in self._db.execute(sql, [*params, *part]):
+                out[cid] = ChunkFacts(path or "", anchor or "", heading or "", bool(ok))
+        return out
 
     def search(self, query: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Best ``n`` chunk ids with their BM25 score (higher is better), filtered like the dense search."""
@@ -190,6 +239,9 @@ class LexicalIndex:
         """The terms (stemmed as the index stems them) that occur in no indexed chunk, whatever the filters."""
         sql = "SELECT 1 FROM chunks WHERE chunks MATCH ? LIMIT 1"
         return [t for t in terms if self._db.execute(sql, [match_expression([t])]).fetchone() is None]
+
+
+_ID_BATCH = 500  # ids per SQL statement (SQLite caps bound parameters)
 
 
 def _joined(values: Any) -> str:

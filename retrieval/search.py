@@ -14,7 +14,7 @@ from retrieval.coverage import UNKNOWN_SCORE, decide
 from retrieval.embedder import Embedder
 from retrieval.filters import chroma_where, normalize_filters
 from retrieval.fusion import rrf
-from retrieval.lexical import LexicalIndex, query_terms
+from retrieval.lexical import ChunkFacts, LexicalIndex, query_terms
 from retrieval.query import focus_query
 from retrieval.store import StoredChunk, VectorStore, make_client
 from sopilot.errors import InvalidQueryError
@@ -22,6 +22,7 @@ from sopilot.settings import Settings
 from sopilot.types import HEADING_SEPARATOR, Passage
 
 MAX_QUERY_CHARS = 20_000
+OVERFETCH = 2  # nearest ids asked of the store per candidate when filtering them after the query
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -138,17 +139,18 @@ class Retriever:
         focus = clean_query(focus_query(query)) if p.query_cleanup != "off" else text
         depth = max(p.candidate_depth, k * 3)
         dense_text = focus if p.query_cleanup == "both" else text
-        dense = self._store.query(self._embedder.embed_query(dense_text), depth, chroma_where(active))
         lexical = self._lexical.search(focus, depth, active) if self._lexical is not None else []
+        vector = self._embedder.embed_query(dense_text)
+        dense, facts = self._dense(vector, depth, active, [cid for cid, _ in lexical])
         fused = rrf(
-            {"dense": [c.id for c in dense], "lexical": [cid for cid, _ in lexical]},
+            {"dense": [cid for cid, _ in dense], "lexical": [cid for cid, _ in lexical]},
             {"dense": p.dense_weight, "lexical": p.lexical_weight},
             k=p.rrf_k,
         )
-        chunks = {c.id: c for c in dense}
-        missing = [f.id for f in fused[:depth] if f.id not in chunks]
-        chunks.update(self._store.get(missing) if missing else {})
-        similarity = {c.id: round(1.0 - c.distance, 6) for c in dense}
+        read: dict[str, StoredChunk] = {}  # chunks read from the store in this search, by id
+        candidates = {cid for cid, _ in dense} | {f.id for f in fused[:depth]}
+        chunks = self._outlines(candidates, facts, read)
+        similarity = {cid: round(1.0 - distance, 6) for cid, distance in dense}
         bm25 = dict(lexical)
         passages = []
         for f in fused:
@@ -165,7 +167,9 @@ class Retriever:
         if p.descriptive_weight != 1.0 and p.descriptive_headings:
             passages = _demote_descriptive(passages, p.descriptive_headings, p.descriptive_weight)
         if self._reranker is not None and passages:
-            passages = self._rerank(text, passages)
+            head = self._read(passages[: p.rerank_depth], read)
+            passages = self._rerank(text, head + passages[p.rerank_depth :])
+        passages = self._read_head(passages, k, read)
         passages = _limit_per_sop(_merge_sections(passages), p.max_per_sop)[:k]
         unknown = self._lexical.unknown_terms(query_terms(focus)) if self._lexical is not None else []
         covered, reason = decide(
@@ -176,6 +180,61 @@ class Retriever:
                 passages[0], passages[0].score, {**passages[0].scores, UNKNOWN_SCORE: float(len(unknown))}
             )
         return SearchResult(text, passages, covered, reason, active)
+
+    def _dense(
+        self, vector: Any, depth: int, active: dict[str, list[str]], also: list[str]
+    ) -> tuple[list[tuple[str, float]], dict[str, ChunkFacts]]:
+        """The ``depth`` nearest ids under the filters, and the facts of those ids and of ``also``.
+
+        With a status filter alone (the default: active SOPs only), the store is asked for ``OVERFETCH`` times
+        the depth without a filter and the lexical index's facts filter the ids: a filtered store query reads
+        the metadata of every chunk that matches, which grows with the index. When too few ids pass, or the
+        facts miss an id, the store's own filtered query answers instead.
+        """
+        where = chroma_where(active)
+        if self._lexical is None:
+            return self._store.nearest(vector, depth, where), {}
+        post = where is not None and set(active) == {"status"}
+        n = depth * OVERFETCH if post else depth
+        nearest = self._store.nearest(vector, n, None if post else where)
+        facts = self._lexical.facts([cid for cid, _ in nearest] + also, active)
+        if not post:
+            return nearest, facts
+        kept = [(cid, d) for cid, d in nearest if cid in facts and facts[cid].passes][:depth]
+        if all(cid in facts for cid, _ in nearest) and (len(kept) == depth or len(nearest) < n):
+            return kept, facts
+        nearest = self._store.nearest(vector, depth, where)
+        facts.update(self._lexical.facts([cid for cid, _ in nearest if cid not in facts], active))
+        return nearest, facts
+
+    def _outlines(
+        self, ids: set[str], facts: dict[str, ChunkFacts], read: dict[str, StoredChunk]
+    ) -> dict[str, StoredChunk]:
+        """Candidates without their text: section fields from the facts; chunks the facts miss are read."""
+        missing = [cid for cid in ids if cid not in facts]
+        read.update(self._store.get(missing) if missing else {})
+        outlines = {
+            cid: StoredChunk(cid, "", {"path": f.path, "anchor": f.anchor, "heading_path": f.heading_path})
+            for cid, f in facts.items()
+            if cid in ids
+        }
+        return outlines | {cid: read[cid] for cid in missing if cid in read}
+
+    def _read(self, passages: list[Passage], read: dict[str, StoredChunk]) -> list[Passage]:
+        """The passages with their text and metadata from the store; chunks the store no longer holds drop out."""
+        missing = [p.chunk_id for p in passages if p.chunk_id not in read]
+        read.update(self._store.get(missing) if missing else {})
+        return [to_passage(read[p.chunk_id], p.scores, p.score) for p in passages if p.chunk_id in read]
+
+    def _read_head(self, passages: list[Passage], k: int, read: dict[str, StoredChunk]) -> list[Passage]:
+        """Read only the chunks of the sections the first ``k`` passages will hold, in rank order."""
+        while True:
+            head = _head_ids(passages, k, self._params.max_per_sop)
+            wanted = [p for p in passages if p.chunk_id in head]
+            got = self._read(wanted, read)
+            if len(got) == len(wanted):
+                return got
+            passages = [p for p in passages if p.chunk_id in read or p.chunk_id not in head]
 
     def _rerank(self, query: str, passages: list[Passage]) -> list[Passage]:
         assert self._reranker is not None
@@ -204,12 +263,35 @@ def _replace_score(p: Passage, score: float, scores: dict[str, float]) -> Passag
     return replace(p, score=score, scores=scores)
 
 
+def _section_key(p: Passage) -> tuple[str, str, str]:
+    return (p.path, p.anchor, HEADING_SEPARATOR.join(p.heading_path))
+
+
+def _head_ids(passages: list[Passage], k: int, limit: int) -> set[str]:
+    """Chunk ids of the first ``k`` sections that merging and the per-SOP limit will keep, in rank order."""
+    sections: dict[tuple[str, str, str], list[str]] = {}
+    for p in passages:
+        sections.setdefault(_section_key(p), []).append(p.chunk_id)
+    per_sop: dict[str, int] = {}
+    ids: set[str] = set()
+    taken = 0
+    for (path, _, _), members in sections.items():
+        per_sop[path] = per_sop.get(path, 0) + 1
+        if limit > 0 and per_sop[path] > limit:
+            continue
+        ids.update(members)
+        taken += 1
+        if taken == k:
+            break
+    return ids
+
+
 def _merge_sections(passages: list[Passage]) -> list[Passage]:
     """Chunks of one section become one passage, at the rank of its best chunk, text in file order."""
     groups: dict[tuple[str, str, str], list[Passage]] = {}
     order: list[tuple[str, str, str]] = []
     for p in passages:
-        key = (p.path, p.anchor, HEADING_SEPARATOR.join(p.heading_path))
+        key = _section_key(p)
         if key not in groups:
             groups[key] = []
             order.append(key)

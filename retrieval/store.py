@@ -171,6 +171,17 @@ class VectorStore:
         for part in _pages(list(ids)):
             self._collection.delete(ids=part)
 
+    def nearest(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The ``n`` nearest chunk ids with their cosine distance: no documents or metadata read."""
+        if n <= 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[embedding], n_results=n, where=where or None, include=["distances"]
+        )
+        ids = result["ids"][0]
+        dists = (result["distances"] or [[]])[0]
+        return [(cid, float(dist)) for cid, dist in zip(ids, dists, strict=True)]
+
     def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[StoredChunk]:
         if n <= 0:
             return []
