@@ -70,8 +70,9 @@ def split_sentences(text: str) -> list[str]:
             piece = piece.strip()
             if not piece:
                 continue
-            if out and _ONLY_CITATIONS.match(piece):
-                out[-1] = f"{out[-1]} {piece.strip(' .')}"
+            if _ONLY_CITATIONS.match(piece):
+                if out:  # a marker after its sentence belongs to it; one with no sentence before states nothing
+                    out[-1] = f"{out[-1]} {piece.strip(' .')}"
             else:
                 out.append(piece)
     return out

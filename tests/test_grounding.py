@@ -49,6 +49,13 @@ def test_sentences_keep_their_citations_and_lose_list_markers() -> None:
     ]
 
 
+def test_a_marker_with_no_sentence_before_it_is_not_a_sentence() -> None:
+    assert split_sentences("[1] Vendor lockout > Resolution\nUse Forgot password [1].") == [
+        "Vendor lockout > Resolution",
+        "Use Forgot password [1].",
+    ]
+
+
 def test_citation_numbers_in_order_without_repeats() -> None:
     assert citations_in("Do this [1, 3] and that [2] then again [1].") == (1, 3, 2)
     assert citations_in("No citation here, only [a] link text.") == ()
