@@ -241,17 +241,37 @@ class LexicalIndex:
         return out
 
     def search(self, query: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        """Best ``n`` chunk ids with their BM25 score (higher is better), filtered like the dense search."""
+        """Best ``n`` chunk ids with their BM25 score (higher is better), filtered like the dense search.
+
+        BM25 does not depend on the WHERE clause, so the filtered ranking is the unfiltered one without the
+        chunks that fail the filters. With filters, the unfiltered ranking is taken ``FILTER_OVERFETCH`` times
+        deeper and checked against the facts: a filter on the FTS5 table reads the filter columns of every
+        matching row, most of the query's time on a large index. When too few pass (or the facts miss an id),
+        the filtered query answers; either way the result is the filtered query's.
+        """
         terms = query_terms(query)
         if not terms or n <= 0:
             return []
+        match = match_expression(terms)
+        if filters:
+            wanted = n * FILTER_OVERFETCH
+            rows = self.ranked(match, wanted)
+            facts = self.facts([cid for cid, _ in rows], filters)
+            if len(facts) == len(rows):
+                kept = [(cid, score) for cid, score in rows if facts[cid].passes]
+                if len(kept) >= n or len(rows) < wanted:
+                    return kept[:n]
+        return self.ranked(match, n, filters)
+
+    def ranked(self, match: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The FTS5 query itself: ``n`` best ids for a MATCH expression, filters in its WHERE clause."""
         clauses, params = _filter_sql(filters or {})
         w_title, w_heading, w_body = self._weights
         sql = (
             f"SELECT chunk_id, bm25(chunks, 0, {w_title}, {w_heading}, {w_body}) AS rank FROM chunks "
             f"WHERE chunks MATCH ? {''.join(' AND ' + c for c in clauses)} ORDER BY rank LIMIT ?"
         )
-        rows = self._db.execute(sql, [match_expression(terms), *params, n]).fetchall()
+        rows = self._db.execute(sql, [match, *params, n]).fetchall()
         return [(cid, -float(rank)) for cid, rank in rows]
 
     def unknown_terms(self, terms: Sequence[str]) -> list[str]:
@@ -261,6 +281,7 @@ class LexicalIndex:
 
 
 _ID_BATCH = 500  # ids per SQL statement (SQLite caps bound parameters)
+FILTER_OVERFETCH = 2  # unfiltered ranking depth per wanted id when filters are checked against the facts
 
 
 def _joined(values: Any) -> str:

@@ -121,3 +121,31 @@ def test_filters_validate_and_default_to_active() -> None:
         "$and": [{"$or": [{"tags": {"$contains": "a"}}, {"tags": {"$contains": "b"}}]}, {"status": {"$in": ["active"]}}]
     }
     assert chroma_where({"status": ["active", "draft", "deprecated"]}) is None
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"status": ["active"]},
+        {"status": ["draft", "deprecated"]},
+        {"tags": ["api"], "status": ["active", "draft"]},
+        {"owner": ["uops-data"]},
+        {"status": ["active"], "products": ["nothing-has-this"]},
+    ],
+)
+@pytest.mark.parametrize("n", [1, 2, 3, 10])
+def test_filtered_search_equals_the_filtered_query(tmp_path: Path, filters: dict, n: int) -> None:
+    """Filters checked after an over-fetched unfiltered ranking give exactly the filtered FTS5 query's result,
+    also when the unfiltered head is mostly chunks that fail (the fallback)."""
+    index = LexicalIndex(tmp_path / "lex.sqlite3")
+    docs = []
+    for i in range(30):  # the best-matching chunks are drafts: an over-fetch of 2n holds few active ones
+        status = "draft" if i < 12 else ("deprecated" if i % 5 == 0 else "active")
+        owner = "uops-data" if i % 3 == 0 else "uops-access"
+        tags = ["api"] if i % 2 else ["2fa"]
+        text = "rate limit " * max(1, 12 - i // 3) + f"export queue item {i}"
+        docs.append(_doc(f"c{i:02d}", text, status=status, owner=owner, tags=tags))
+    index.upsert(docs)
+    for query in ("rate limit", "export queue", "item 17 rate"):
+        expected = index.ranked(match_expression(query_terms(query)), n, filters)
+        assert index.search(query, n, filters) == expected, (query, filters, n)
