@@ -173,3 +173,14 @@ def test_long_passages_are_cut_at_a_word(chars: int) -> None:
     _, user = build_messages("q", PASSAGES[:1], "internal", chars)
     body = str(user.content)
     assert ("…" in body) is (chars < len(PASSAGES[0].text))
+
+
+def test_an_unconfigured_model_is_a_clear_error(tmp_path) -> None:
+    from retrieval.llm import load_llm
+    from sopilot.errors import ConfigError
+    from sopilot.settings import Settings
+
+    with pytest.raises(ConfigError, match="SOPILOT_LLM_URL"):
+        load_llm(Settings(drafter="llm"))
+    with pytest.raises(ConfigError, match="GGUF model file"):
+        load_llm(Settings(drafter="llm", llm_backend="llama-cpp", llm_model=str(tmp_path / "missing.gguf")))
