@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,13 +254,11 @@ class LexicalIndex:
             return []
         match = match_expression(terms)
         if filters:
-            wanted = n * FILTER_OVERFETCH
-            rows = self.ranked(match, wanted)
-            facts = self.facts([cid for cid, _ in rows], filters)
-            if len(facts) == len(rows):
-                kept = [(cid, score) for cid, score in rows if facts[cid].passes]
-                if len(kept) >= n or len(rows) < wanted:
-                    return kept[:n]
+            asked = n * FILTER_OVERFETCH
+            rows = self.ranked(match, asked)
+            kept = keep_passing(rows, self.facts([cid for cid, _ in rows], filters), n, asked)
+            if kept is not None:
+                return kept
         return self.ranked(match, n, filters)
 
     def ranked(self, match: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
@@ -282,6 +280,17 @@ class LexicalIndex:
 
 _ID_BATCH = 500  # ids per SQL statement (SQLite caps bound parameters)
 FILTER_OVERFETCH = 2  # unfiltered ranking depth per wanted id when filters are checked against the facts
+
+
+def keep_passing(
+    ranked: Sequence[tuple[str, float]], facts: Mapping[str, ChunkFacts], n: int, asked: int
+) -> list[tuple[str, float]] | None:
+    """The first ``n`` ids of an unfiltered ranking (cut at ``asked``) that pass the filters, or None when the
+    facts cannot tell: an id they do not know, or fewer than ``n`` passing in a ranking that was cut."""
+    if any(cid not in facts for cid, _ in ranked):
+        return None
+    kept = [(cid, score) for cid, score in ranked if facts[cid].passes]
+    return kept[:n] if len(kept) >= n or len(ranked) < asked else None
 
 
 def _joined(values: Any) -> str:

@@ -14,7 +14,7 @@ from retrieval.coverage import UNKNOWN_SCORE, decide
 from retrieval.embedder import Embedder
 from retrieval.filters import chroma_where, normalize_filters
 from retrieval.fusion import rrf
-from retrieval.lexical import ChunkFacts, LexicalIndex, query_terms
+from retrieval.lexical import FILTER_OVERFETCH, ChunkFacts, LexicalIndex, keep_passing, query_terms
 from retrieval.query import focus_query
 from retrieval.store import StoredChunk, VectorStore, make_client
 from sopilot.errors import InvalidQueryError
@@ -22,7 +22,6 @@ from sopilot.settings import Settings
 from sopilot.types import HEADING_SEPARATOR, Passage
 
 MAX_QUERY_CHARS = 20_000
-OVERFETCH = 2  # nearest ids asked of the store per candidate when filtering them after the query
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -186,7 +185,7 @@ class Retriever:
     ) -> tuple[list[tuple[str, float]], dict[str, ChunkFacts]]:
         """The ``depth`` nearest ids under the filters, and the facts of those ids and of ``also``.
 
-        With a status filter alone (the default: active SOPs only), the store is asked for ``OVERFETCH`` times
+        With a status filter alone (the default: active SOPs only), the store is asked for ``FILTER_OVERFETCH`` times
         the depth without a filter and the lexical index's facts filter the ids: a filtered store query reads
         the metadata of every chunk that matches, which grows with the index. When too few ids pass, or the
         facts miss an id, the store's own filtered query answers instead.
@@ -195,13 +194,13 @@ class Retriever:
         if self._lexical is None:
             return self._store.nearest(vector, depth, where), {}
         post = where is not None and set(active) == {"status"}
-        n = depth * OVERFETCH if post else depth
+        n = depth * FILTER_OVERFETCH if post else depth
         nearest = self._store.nearest(vector, n, None if post else where)
         facts = self._lexical.facts([cid for cid, _ in nearest] + also, active)
         if not post:
             return nearest, facts
-        kept = [(cid, d) for cid, d in nearest if cid in facts and facts[cid].passes][:depth]
-        if all(cid in facts for cid, _ in nearest) and (len(kept) == depth or len(nearest) < n):
+        kept = keep_passing(nearest, facts, depth, n)
+        if kept is not None:
             return kept, facts
         nearest = self._store.nearest(vector, depth, where)
         facts.update(self._lexical.facts([cid for cid, _ in nearest if cid not in facts], active))
