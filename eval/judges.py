@@ -35,9 +35,10 @@ def judge_records(records: Sequence[dict[str, Any]], llm: LLM, *, progress: bool
     from llama_index.core.evaluation import FaithfulnessEvaluator, RelevancyEvaluator
 
     evaluators = {"faithfulness": FaithfulnessEvaluator(llm=llm), "relevancy": RelevancyEvaluator(llm=llm)}
-    todo = [r for r in records if (r.get("draft") or {}).get("covered") and cited_contexts(r)]
-    for record in tqdm(todo, desc="judges", unit="q", disable=not progress):
-        question, reply, contexts = record["question"], record["draft"]["text"], cited_contexts(record)
+    covered = [r for r in records if (r.get("draft") or {}).get("covered")]
+    todo = [(r, contexts) for r in covered if (contexts := cited_contexts(r))]
+    for record, contexts in tqdm(todo, desc="judges", unit="q", disable=not progress):
+        question, reply = record["question"], record["draft"]["text"]
         verdicts: dict[str, Any] = {}
         for name, evaluator in evaluators.items():
             try:

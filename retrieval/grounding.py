@@ -171,7 +171,6 @@ class SupportChecker:
             invented = tuple(n for n in cited if n not in given)
             words = content_words(sentence)
             claim = bool(cited) or len(words) > FRAMING_MAX_WORDS
-            cited_sources = [s for n in valid for s in sources[n - 1]]
             cited_texts = [passages[n - 1].text for n in valid]
             lexical = lexical_support(sentence, cited_texts) if valid else 0.0
             missing = missing_facts(sentence, cited_texts) if valid else ()
@@ -193,7 +192,7 @@ class SupportChecker:
                     similarity=round(similarity, 4),
                     missing=missing,
                     supported=supported if claim else True,
-                    best_source=best or (cited_sources[0] if cited_sources else ""),
+                    best_source=best,
                 )
             )
         return GroundingReport(tuple(checks))
