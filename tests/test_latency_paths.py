@@ -168,11 +168,14 @@ def test_facts_follow_upserts_deletes_and_filters(tmp_path: Path) -> None:
     assert index.facts(["c2"]) == {}
 
 
-def test_query_embedding_runs_on_one_thread_and_restores_the_setting(embedder) -> None:
+def test_torch_query_embedding_runs_on_its_threads_and_restores_the_setting() -> None:
     import torch
 
+    from retrieval.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(query_runtime="torch", query_threads=1)
     seen: list[int] = []
-    model = embedder._model  # type: ignore[attr-defined]
+    model = embedder._model
     original = model.encode_query
 
     def probe(*args: Any, **kwargs: Any) -> Any:

@@ -38,7 +38,14 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def load_embedder(settings: Settings) -> Any:
     from retrieval.embedder import load_embedder as _load
 
-    return _load(settings.embedder, device=settings.device, batch_size=settings.embed_batch_size)
+    return _load(
+        settings.embedder,
+        device=settings.device,
+        batch_size=settings.embed_batch_size,
+        query_runtime=settings.query_runtime,
+        onnx_cache=settings.index_dir / "models",
+        query_threads=settings.query_threads,
+    )
 
 
 def print_json(data: Any) -> None:
