@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +70,8 @@ class SentenceTransformerEmbedder:
 
     Documents are embedded in batches by PyTorch. Questions go through ONNX Runtime when ``query_runtime`` is
     "onnx" (an export of the same model, checked to agree with it; ``onnx_cache`` keeps it between runs), and
-    through PyTorch on one thread otherwise, or when the model cannot be exported (logged).
+    through PyTorch otherwise, or when the model cannot be exported (logged). The export is opened at the
+    first question, so that a process that only ingests never makes it.
     """
 
     def __init__(
@@ -98,10 +100,21 @@ class SentenceTransformerEmbedder:
         self.dimension = int(dim)
         self.max_tokens = int(self._model.max_seq_length or 512)
         self._counter = _token_counter(self._model)
+        self._path = path
+        self._onnx_cache = onnx_cache
         self._onnx: OnnxQueryEncoder | None = None
-        if query_runtime == "onnx":
-            self._onnx = _onnx_or_none(self._model, path, onnx_cache, query_threads)
-        self.query_runtime = "onnx" if self._onnx is not None else "torch"
+        self._runtime: str | None = None if query_runtime == "onnx" else "torch"  # None: not opened yet
+        self._opening = threading.Lock()
+
+    @property
+    def query_runtime(self) -> str:
+        """What embeds questions: "onnx", or "torch" (asked for, or the export failed). Opens the export."""
+        if self._runtime is None:
+            with self._opening:
+                if self._runtime is None:
+                    self._onnx = _onnx_or_none(self._model, self._path, self._onnx_cache, self._query_threads)
+                    self._runtime = "onnx" if self._onnx is not None else "torch"
+        return self._runtime
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -114,7 +127,7 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """One question, on ``query_threads`` threads (PyTorch's process-wide setting is set for the call and
         restored; ONNX Runtime's session has its own). Words past the model's window are cut first."""
-        if self._onnx is not None:
+        if self.query_runtime == "onnx" and self._onnx is not None:
             return self._onnx.encode(window(text, self.max_tokens))
         with _torch_threads(self._query_threads):
             vector = self._model.encode_query(

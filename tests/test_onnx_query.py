@@ -93,3 +93,12 @@ def test_model_that_cannot_be_exported_falls_back_to_torch(monkeypatch, caplog) 
     assert embedder.query_runtime == "torch"
     assert "SOPILOT_QUERY_RUNTIME=torch" in caplog.text
     assert embedder.embed_query(QUESTIONS[0]).shape == (384,)
+
+
+def test_export_is_made_at_the_first_question_not_for_documents(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    embedder = SentenceTransformerEmbedder(query_runtime="onnx", onnx_cache=cache)
+    assert embedder.embed_documents(["Reset 2FA for a reviewer."]).shape == (1, 384)
+    assert not cache.exists()
+    embedder.embed_query(QUESTIONS[0])
+    assert embedder.query_runtime == "onnx" and len(list(cache.glob("*.onnx"))) == 1
