@@ -12,16 +12,19 @@ reading metadata from the store (docs/retrieval.md, "Latency").
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from retrieval.bm25_memory import MemoryBm25
 
+_T = TypeVar("_T")
 SCHEMA_VERSION = "3"
 TOKENIZE = "porter unicode61 remove_diacritics 2"
 MAX_QUERY_TERMS = 48
@@ -132,11 +135,25 @@ def match_expression(terms: Sequence[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
+def _serialized(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run a LexicalIndex method under the index's lock. SQLite serialises calls on one connection, but a
+    read from another thread in the middle of ``upsert`` would run inside its open transaction and see half of
+    it; with the lock, reads wait for the write to commit."""
+
+    @functools.wraps(method)
+    def locked(self: LexicalIndex, *args: Any, **kwargs: Any) -> _T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class LexicalIndex:
     """FTS5 table of chunks; column weights favour the title and headings over the body.
 
     Unfiltered rankings are computed from postings cached in memory (``MemoryBm25``: FTS5's own scores and
-    order, without scoring every matching row in SQL) unless ``memory_postings`` is 0.
+    order, without scoring every matching row in SQL) unless ``memory_postings`` is 0. One index can be shared
+    by the threads of a server: its connection is used under a lock, the in-memory ranking has its own.
     """
 
     def __init__(
@@ -147,6 +164,7 @@ class LexicalIndex:
         self._weights = weights
         self._memory_postings = memory_postings
         self._memory: MemoryBm25 | None = None
+        self._lock = threading.RLock()  # one connection, shared by the threads of a server
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -165,17 +183,21 @@ class LexicalIndex:
             """
         )
 
+    @_serialized
     def close(self) -> None:
         if self._memory is not None:
             self._memory.close()
         self._db.close()
 
+    @_serialized
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
+    @_serialized
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT chunk_id FROM chunks")}
 
+    @_serialized
     def upsert(self, docs: Iterable[LexicalDoc]) -> None:
         docs = list({d.chunk_id: d for d in docs}.values())
         with self._db:
@@ -228,15 +250,18 @@ class LexicalIndex:
             self._db.executemany("DELETE FROM chunks WHERE rowid = ?", rowids.fetchall())
             self._db.execute(f"DELETE FROM chunk_facts WHERE chunk_id IN ({marks})", part)
 
+    @_serialized
     def delete(self, ids: Iterable[str]) -> None:
         with self._db:
             self._remove(list(ids))
 
+    @_serialized
     def clear(self) -> None:
         with self._db:
             self._db.execute("DELETE FROM chunks")
             self._db.execute("DELETE FROM chunk_facts")
 
+    @_serialized
     def facts(self, ids: Sequence[str], filters: dict[str, Any] | None = None) -> dict[str, ChunkFacts]:
         """Section and filter verdict of each known id (ids the index does not hold are left out)."""
         wanted = list(dict.fromkeys(ids))
@@ -284,6 +309,7 @@ class LexicalIndex:
         memory = self._memory_ranker()
         return memory.rank(terms, n) if memory is not None else self.ranked(match_expression(terms), n)
 
+    @_serialized
     def _memory_ranker(self) -> MemoryBm25 | None:
         if self._memory is None and self._memory_postings > 0:
             title, heading, body = self._weights
@@ -291,6 +317,7 @@ class LexicalIndex:
             self._memory = MemoryBm25(self.path, "chunks", TOKENIZE, weights, self._memory_postings)
         return self._memory
 
+    @_serialized
     def ranked(self, match: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """The FTS5 query itself: ``n`` best ids for a MATCH expression, filters in its WHERE clause."""
         clauses, params = _filter_sql(filters or {})
@@ -302,6 +329,7 @@ class LexicalIndex:
         rows = self._db.execute(sql, [match, *params, n]).fetchall()
         return [(cid, -float(rank)) for cid, rank in rows]
 
+    @_serialized
     def unknown_terms(self, terms: Sequence[str]) -> list[str]:
         """The terms (stemmed as the index stems them) that occur in no indexed chunk, whatever the filters."""
         sql = "SELECT 1 FROM chunks WHERE chunks MATCH ? LIMIT 1"

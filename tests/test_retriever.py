@@ -122,3 +122,28 @@ def test_cli_search_filters_and_errors(indexed: Settings, embedder, monkeypatch,
     assert "k must be" in capsys.readouterr().err
     assert main(["reindex", "--lexical", "--json", *base]) == 0
     assert json.loads(capsys.readouterr().out)["lexical_chunks"] > 0
+
+
+def test_one_retriever_serves_several_threads_at_once(indexed: Settings, embedder) -> None:
+    """What an HTTP server does: the same retriever (Chroma, FTS5 and its in-memory ranking, the ONNX query
+    encoder) called from several threads gives exactly the results of one thread, filters included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    retriever = open_retriever(indexed, embedder)
+    asks = [
+        ("reviewer lost phone, reset 2FA", None),
+        ("partner gets 429 too many requests", None),
+        ("export center rate limit", {"status": ["active", "draft"]}),
+        ("queue stuck", {"tags": ["test"]}),
+        ("don't see the appeal in my queue", None),
+    ] * 6
+
+    def run(ask: tuple[str, dict | None]) -> list[tuple[str, float]]:
+        result = retriever.search(ask[0], k=5, filters=ask[1])
+        return [(p.chunk_id, p.score) for p in result.passages]
+
+    alone = [run(ask) for ask in asks]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(run, asks))
+    assert together == alone
+    assert any(alone)
