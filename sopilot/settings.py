@@ -44,13 +44,13 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical list in fusion.")
     max_per_sop: int = Field(0, ge=0, description="Passages one SOP may fill in a result (0: no limit).")
     descriptive_weight: float = Field(
-        0.5, ge=0, le=1, description="Score factor for sections that describe a problem rather than solve it."
+        0.7, ge=0, le=1, description="Score factor for sections that describe a problem rather than solve it."
     )
     descriptive_headings: str = Field(
-        r"^(summary|symptoms?|checks?|reply template|when to use( this)?|related|see also|prerequisites)\b",
-        description="Regex on a section's own heading that marks it descriptive: sections that summarise or "
-        "restate the problem, diagnose it, repeat the answer for the user, or point elsewhere (Overview "
-        "sections often hold the whole procedure and are not in it).",
+        r"^(symptoms?|checks?|reply template|when to use( this)?|related|see also|prerequisites)\b",
+        description="Regex on a section's own heading that marks it descriptive: sections that restate the "
+        "problem, diagnose it, repeat the answer for the user, or point elsewhere (Overview and Summary "
+        "sections often hold the answer).",
     )
     reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
     rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")
