@@ -53,7 +53,7 @@ class MemoryBm25:
         weights: dict[str, float],
         max_postings: int = 5_000_000,
     ) -> None:
-        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, {table}, instance)")
         self._table = table
         columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]

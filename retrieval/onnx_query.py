@@ -77,11 +77,16 @@ def open_onnx_encoder(
     encoder = OnnxQueryEncoder(model, graph, threads)
     check_agreement(model, encoder)
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(graph)
-        partial.replace(cached)
-        log.info("exported the query encoder to %s", cached)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(f".{os.getpid()}.part")
+            partial.write_bytes(graph)
+            partial.replace(cached)
+            log.info("exported the query encoder to %s", cached)
+        except OSError as exc:  # a read-only index folder: use the export, make it again next time
+            log.warning(
+                "the query encoder's export could not be kept in %s (%s); it is made at every start", cached.parent, exc
+            )
     return encoder
 
 

