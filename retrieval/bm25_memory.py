@@ -118,7 +118,9 @@ class MemoryBm25:
             rowids.append(rowid)
             lengths.append(sum(_varints(blob)))
         length_array = np.asarray(lengths, dtype=np.float64)
-        chunk_ids = dict(self._db.execute("SELECT fts_rowid, chunk_id FROM chunk_facts"))
+        # The FTS5 table's own content (shadow table ``%_content``, column c0 = chunk_id): what its query would
+        # return for each rowid, read in 40 ms at 50,000 rows where the virtual table takes 0.9 s.
+        chunk_ids = dict(self._db.execute(f"SELECT id, c0 FROM {self._table}_content"))
         # FTS5 divides its integer token total by its row count; summing whole numbers in float64 is exact.
         avgdl = float(length_array.sum()) / len(length_array) if len(length_array) else 1.0
         return _Stats(version, np.asarray(rowids, dtype=np.int64), length_array, avgdl or 1.0, chunk_ids)

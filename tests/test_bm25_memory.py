@@ -153,3 +153,13 @@ def test_index_path_with_characters_special_in_uris(tmp_path: Path) -> None:
     index.upsert([LexicalDoc("a", "Rate limits", "H", "partners hit the rate limit", {})])
     assert [cid for cid, _ in index.search("rate limit", 5)] == ["a"]
     assert index._memory is not None
+
+
+def test_ids_come_from_the_fts5_table_itself(tmp_path: Path) -> None:
+    """A chunk whose facts row is missing (drift) is still ranked and named as the FTS5 query names it."""
+    index = LexicalIndex(tmp_path / "lex.sqlite3")
+    index.upsert([LexicalDoc("a", "T", "H", "rate limit", {}), LexicalDoc("b", "T", "H", "rate", {})])
+    with index._db:
+        index._db.execute("DELETE FROM chunk_facts WHERE chunk_id = 'a'")
+    assert index.search("rate limit", 5) == expected(index, "rate limit", 5)
+    assert [cid for cid, _ in index.search("rate limit", 5)] == ["a", "b"]
