@@ -48,7 +48,7 @@ STAGES: list[tuple[Any, str, str]] = [
     (SentenceTransformerEmbedder, "embed_query", "query embedding"),
     (VectorStore, "nearest", "chroma query"),
     (VectorStore, "query", "chroma query"),
-    (LexicalIndex, "search", "fts5 query"),
+    (LexicalIndex, "search", "lexical ranking"),
     (LexicalIndex, "facts", "facts lookup"),
     (VectorStore, "get", "fetch documents"),
     (search_module, "rrf", "fusion"),
