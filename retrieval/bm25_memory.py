@@ -21,7 +21,8 @@ import math
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ class MemoryBm25:
         weights: dict[str, float],
         max_postings: int = 5_000_000,
     ) -> None:
-        self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        self._db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
         self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, {table}, instance)")
         self._table = table
         columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
@@ -76,7 +79,7 @@ class MemoryBm25:
         """The ``n`` best chunk ids for rows matching any of ``words`` (each a phrase of its tokens, as
         FTS5 reads a quoted word), with their BM25 score (higher is better), in FTS5's order."""
         tokens = [self._stemmer.tokens(w) for w in words]
-        with self._lock:
+        with self._lock, self._snapshot():
             stats = self._current()
             size = len(stats.rowids)
             if size == 0 or n <= 0:
@@ -102,6 +105,15 @@ class MemoryBm25:
                 hits = np.concatenate([better, tied[: n - len(better)]])
             order = sorted(hits.tolist(), key=lambda i: (-scores[i], stats.rowids[i]))
             return [(stats.chunk_ids[int(stats.rowids[i])], float(scores[i])) for i in order]
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: the version, row lengths, ids and postings all come from the same commit."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def _current(self) -> _Stats:
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -129,7 +141,7 @@ class MemoryBm25:
         """Read every token's postings in one pass over the index, until the budget is spent; returns the
         tokens held. Seconds at 50,000 chunks (a per-token read costs up to 100 ms for the most common
         words): what a serving process does before its first question."""
-        with self._lock:
+        with self._lock, self._snapshot():
             stats = self._current()
             term: str | None = None
             docs: list[int] = []
