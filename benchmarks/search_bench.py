@@ -47,7 +47,6 @@ GITLAB = ROOT.parent / "shared" / "corpora" / "gitlab-support-handbook" / "docs"
 STAGES: list[tuple[Any, str, str]] = [
     (SentenceTransformerEmbedder, "embed_query", "query embedding"),
     (VectorStore, "nearest", "chroma query"),
-    (VectorStore, "query", "chroma query"),
     (LexicalIndex, "search", "lexical ranking"),
     (LexicalIndex, "facts", "facts lookup"),
     (VectorStore, "get", "fetch documents"),

@@ -29,7 +29,6 @@ class StoredChunk:
     id: str
     text: str
     metadata: dict[str, Any]
-    distance: float = 0.0
 
 
 def make_client(settings: Settings) -> ClientAPI:
@@ -181,24 +180,6 @@ class VectorStore:
         ids = result["ids"][0]
         dists = (result["distances"] or [[]])[0]
         return [(cid, float(dist)) for cid, dist in zip(ids, dists, strict=True)]
-
-    def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[StoredChunk]:
-        if n <= 0:
-            return []
-        result = self._collection.query(
-            query_embeddings=[embedding],
-            n_results=n,
-            where=where or None,
-            include=["documents", "metadatas", "distances"],
-        )
-        ids = result["ids"][0]
-        docs = (result["documents"] or [[]])[0]
-        metas = (result["metadatas"] or [[]])[0]
-        dists = (result["distances"] or [[]])[0]
-        return [
-            StoredChunk(cid, doc or "", dict(meta or {}), float(dist))
-            for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)
-        ]
 
 
 def _pages(items: list[str]) -> Iterator[list[str]]:
