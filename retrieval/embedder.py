@@ -81,7 +81,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         query_runtime: str = "onnx",
         onnx_cache: Path | None = None,
-        query_threads: int = 1,
+        query_threads: int = 2,
     ) -> None:
         set_offline()
         from sentence_transformers import SentenceTransformer
@@ -198,7 +198,7 @@ def load_embedder(
     batch_size: int = 32,
     query_runtime: str = "onnx",
     onnx_cache: Path | None = None,
-    query_threads: int = 1,
+    query_threads: int = 2,
 ) -> Embedder:
     return SentenceTransformerEmbedder(
         name,

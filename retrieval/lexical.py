@@ -290,14 +290,13 @@ class LexicalIndex:
         terms = query_terms(query)
         if not terms or n <= 0:
             return []
-        match = match_expression(terms)
         if filters:
             asked = n * FILTER_OVERFETCH
             rows = self._unfiltered(terms, asked)
             kept = keep_passing(rows, self.facts([cid for cid, _ in rows], filters), n, asked)
             if kept is not None:
                 return kept
-            return self.ranked(match, n, filters)
+            return self.ranked(match_expression(terms), n, filters)
         return self._unfiltered(terms, n)
 
     def warm(self) -> int:
