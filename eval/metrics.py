@@ -35,6 +35,8 @@ HEADLINE_METRICS = (
     "retrieval.section.ndcg@10",
     "retrieval.sop.hit@5",
     "abstention.recall",
+    "citation_precision",  # None (ungated) for runs without drafts
+    "faithfulness",
 )
 
 # Small on purpose: only words that carry no SOP content. Negations stay content words ("do not restart").

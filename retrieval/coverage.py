@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from retrieval.lexical import query_terms
+from retrieval.lexical import query_terms, words_of
 from sopilot.types import Passage
 
 UNKNOWN_SCORE = "unknown_terms"  # key of the unknown-term count in the top passage's scores
@@ -25,7 +25,7 @@ def term_share(question: str, heading_path: Sequence[str], text: str) -> float:
     terms = query_terms(question)
     if not terms:
         return 0.0
-    words = set(query_terms(" ".join(heading_path) + " " + text))
+    words = set(words_of(" ".join(heading_path) + " " + text))  # all of the passage's words, not the first 48
     stems = {w[:5] for w in words}
     return sum(1 for t in terms if t in words or t[:5] in stems) / len(terms)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from retrieval.coverage import term_share
+from retrieval.lexical import words_of
 from retrieval.search import SearchResult
 from retrieval.sop_text import SENTENCE_BOUNDARY, plain, sentences_of, steps_of
 from sopilot.types import Citation, Draft, DraftSentence, Escalation, Passage
@@ -64,6 +65,7 @@ class ExtractiveDrafter:
         provenance: dict[str, Any] | None = None,
         max_steps: int = 8,
         max_sentences: int = 3,
+        template_min_overlap: float = 0.5,
     ) -> None:
         self._tone = tone
         self._escalation = escalation_passage
@@ -71,6 +73,7 @@ class ExtractiveDrafter:
         self._provenance = provenance or {}
         self._max_steps = max_steps
         self._max_sentences = max_sentences
+        self._template_min_overlap = template_min_overlap
 
     def draft(self, question: str, result: SearchResult) -> Draft:
         if not result.covered or not result.passages:
@@ -131,15 +134,21 @@ class ExtractiveDrafter:
         return [_Claim(candidates[i], primary) for i in keep]
 
     def _template(self, primary: Passage) -> list[_Claim] | None:
-        """The SOP's own reply to the user, sentence by sentence, when it has one."""
+        """The SOP's own reply to the user, sentence by sentence, when it has one that answers this case.
+
+        An SOP's template is written for one of its cases (one resolution among several, often with example
+        values), so it is used only when it restates the matched section: at least ``template_min_overlap``
+        of its words are in that section. Otherwise the draft is the matched section's own steps.
+        """
         if self._sop_passages is None:
             return None
         for p in self._sop_passages(primary.path):
             if p.heading_path and _TEMPLATE.search(p.heading_path[-1]):
                 body = _fenced_or_quoted(p.text)
                 sentences = [s for s in SENTENCE_BOUNDARY.split(plain(body)) if s.strip()]
-                if sentences:
+                if sentences and restates(body, primary) >= self._template_min_overlap:
                     return [_Claim(s, p) for s in sentences]
+                return None
         return None
 
     @staticmethod
@@ -207,6 +216,16 @@ def _procedure(passages: Sequence[Passage]) -> Passage:
     return top
 
 
+def restates(template: str, section: Passage) -> float:
+    """Share of a reply template's words (or their first five letters) found in a section and its headings."""
+    wanted = words_of(plain(template))
+    if not wanted:
+        return 0.0
+    words = set(words_of(" ".join(section.heading_path) + " " + section.text))
+    stems = {w[:5] for w in words}
+    return sum(1 for w in wanted if w in words or w[:5] in stems) / len(wanted)
+
+
 def _fenced_or_quoted(text: str) -> str:
     """The inside of a code fence or a quote block (how SOPs hold reply templates), else the text."""
     fenced = re.search(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1", text, re.MULTILINE | re.DOTALL)
@@ -268,7 +287,11 @@ def open_drafter(
         return [to_passage(c, {}, 0.0) for c in store.by_path(path)]
 
     extractive = ExtractiveDrafter(
-        tone=tone, escalation_passage=escalation, sop_passages=sop_passages, provenance=provenance
+        tone=tone,
+        escalation_passage=escalation,
+        sop_passages=sop_passages,
+        provenance=provenance,
+        template_min_overlap=settings.template_min_overlap,
     )
     if settings.drafter == "extractive":
         return extractive

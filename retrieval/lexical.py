@@ -121,13 +121,18 @@ class LexicalDoc:
     metadata: dict[str, Any]
 
 
-def query_terms(query: str) -> list[str]:
-    """Distinct lowercased words of a question, stop words out, in order; at most ``MAX_QUERY_TERMS``."""
+def words_of(text: str) -> list[str]:
+    """Distinct lowercased words of a text, stop words out, in order of first use."""
     seen: dict[str, None] = {}
-    for word in _WORD.findall(query.lower()):
+    for word in _WORD.findall(text.lower()):
         if word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):
             seen.setdefault(word, None)
-    return list(seen)[:MAX_QUERY_TERMS]
+    return list(seen)
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct lowercased words of a question, stop words out, in order; at most ``MAX_QUERY_TERMS``."""
+    return words_of(query)[:MAX_QUERY_TERMS]
 
 
 def match_expression(terms: Sequence[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _STEP = re.compile(r"^(\d+)[.)]\s+(.*)$")
+_ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")  # a list item's marker
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"(])")
 
@@ -38,16 +39,34 @@ def steps_of(text: str) -> list[str]:
 
 
 def sentences_of(text: str) -> list[str]:
-    """Prose sentences of a passage (code, tables and headings left out)."""
+    """Prose sentences of a passage (code, tables, headings and quotes left out).
+
+    Lines are joined into paragraphs first (a list item with its continuation lines is one paragraph), so a
+    sentence that the SOP's source wraps over several lines stays whole.
+    """
     out: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            joined = plain(" ".join(paragraph))
+            out.extend(s for s in SENTENCE_BOUNDARY.split(joined) if len(s.split()) >= 3)
+            paragraph.clear()
+
     in_fence = False
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith(("```", "~~~")):
+            flush()
             in_fence = not in_fence
             continue
         if in_fence or not stripped or stripped.startswith(("|", "#", ">")):
+            flush()
             continue
-        stripped = re.sub(r"^([-*]|\d+[.)])\s+", "", stripped)
-        out.extend(s for s in SENTENCE_BOUNDARY.split(plain(stripped)) if len(s.split()) >= 3)
+        item = _ITEM.match(stripped)
+        if item:
+            flush()
+            stripped = stripped[item.end() :]
+        paragraph.append(stripped)
+    flush()
     return out

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     drafter: Literal["extractive", "llm"] = Field(
         "extractive", description="extractive (offline, deterministic) or llm (a language model, checked after)."
     )
+    template_min_overlap: float = Field(
+        0.5,
+        ge=0,
+        le=1.01,
+        description="User tone: an SOP's reply template is used only when this share of its words is in the "
+        "matched section (it answers that case); otherwise the section's own steps. 1.01 never uses templates.",
+    )
     llm_backend: Literal["openai-like", "llama-cpp"] = Field(
         "openai-like", description="openai-like: any OpenAI-compatible server; llama-cpp: a local GGUF file."
     )

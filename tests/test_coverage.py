@@ -35,6 +35,11 @@ def test_term_share_hand_computed() -> None:
     assert share == pytest.approx(2 / 4)
 
 
+def test_term_share_reads_the_whole_passage_not_its_first_48_words() -> None:
+    filler = " ".join(f"word{i}" for i in range(60))
+    assert term_share("okta unlock", (), f"{filler} okta unlock") == 1.0
+
+
 @pytest.mark.parametrize(
     ("dense", "terms", "unknown", "min_unknown", "covered"),
     [

@@ -34,6 +34,12 @@ TEMPLATED = sop(
 
     1. Open Okta Admin and find the reviewer.
     2. Click Unlock account.
+    3. Tell the reviewer her account is unlocked: she signs in again at https://login.aegis.example.
+
+    ## Resolution: password forgotten
+
+    1. Verify the reviewer's identity by Beacon video call.
+    2. In Okta Admin, set a temporary password that must be changed at first use.
 
     ## Reply template
 
@@ -102,6 +108,16 @@ def test_user_tone_uses_the_sops_reply_template_and_keeps_escalation(pipeline) -
     _, note = ask("a reviewer is locked out of okta, can you unlock her account", tone="internal")
     assert "Escalate to Identity on-call in #identity-oncall" in note.text
     assert "Click Unlock account. [1]" in note.text
+
+
+def test_user_tone_leaves_out_a_template_written_for_another_case(pipeline) -> None:
+    _, ask = pipeline
+    result, draft = ask("reviewer forgot her okta password, how do we set a temporary one")
+    assert result.passages[0].heading_path[-1] == "Resolution: password forgotten"
+    assert "your account is unlocked" not in draft.text
+    assert draft.text.startswith("Hi, thanks for reaching out.")
+    assert "Verify the reviewer's identity by Beacon video call. [1]" in draft.text
+    assert draft.citations[0].heading_path[-1] == "Resolution: password forgotten"
 
 
 def test_unanswerable_question_abstains_and_points_to_escalation(pipeline) -> None:

@@ -1,0 +1,58 @@
+"""The drafter's reading of SOP text: sentences across wrapped lines, steps, what is left out."""
+
+from __future__ import annotations
+
+from retrieval.sop_text import sentences_of, steps_of
+
+WRAPPED = """An overturned audit is removed from the quality score in the nightly recompute at 02:00 UTC. The score in
+`My quality` changes the next morning, not when the dispute is closed.
+
+The default is 600 requests per minute per key with a burst of 100. Limits, how they are counted and how to ask
+for more: [Partner API rate limits](rate-limits.md).
+"""
+
+
+def test_a_sentence_wrapped_over_two_lines_stays_whole() -> None:
+    assert sentences_of(WRAPPED) == [
+        "An overturned audit is removed from the quality score in the nightly recompute at 02:00 UTC.",
+        "The score in `My quality` changes the next morning, not when the dispute is closed.",
+        "The default is 600 requests per minute per key with a burst of 100.",
+        "Limits, how they are counted and how to ask for more: Partner API rate limits.",
+    ]
+
+
+def test_each_list_item_is_its_own_paragraph_with_its_continuation_lines() -> None:
+    text = (
+        "- Ask the reviewer to sign out and close all\n"
+        "  console tabs before trying again.\n"
+        "- Group sync takes up to 15 minutes.\n"
+        "1. Open the profile in Okta Admin\n"
+        "   and pick `Reset Multifactor`.\n"
+    )
+    assert sentences_of(text) == [
+        "Ask the reviewer to sign out and close all console tabs before trying again.",
+        "Group sync takes up to 15 minutes.",
+        "Open the profile in Okta Admin and pick `Reset Multifactor`.",
+    ]
+
+
+def test_code_tables_headings_and_quotes_end_a_paragraph_and_are_left_out() -> None:
+    text = (
+        "Run the query below for the\n"
+        "```sql\nSELECT count(*) FROM audits WHERE result = 'disagree';\n```\n"
+        "partner's key only.\n"
+        "| code | meaning of the code |\n|---|---|\n"
+        "## Resolution steps here\n"
+        "> A quoted message from the user.\n"
+        "Reload the console once the release is out.\n"
+    )
+    assert sentences_of(text) == [
+        "Run the query below for the",
+        "partner's key only.",
+        "Reload the console once the release is out.",
+    ]
+
+
+def test_steps_fold_their_continuation_lines() -> None:
+    text = "1. Open AccessHub and\n   check the `Requests` tab.\n2. Raise a request.\n\nAfter the list."
+    assert steps_of(text) == ["Open AccessHub and check the `Requests` tab.", "Raise a request."]
