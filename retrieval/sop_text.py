@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _STEP = re.compile(r"^(\d+)[.)]\s+(.*)$")
+_SUB_ITEM = re.compile(r"^\s+([-*+]|\d+[.)])\s+(.*)$")  # an indented list item: a step's sub-item
 _ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")  # a list item's marker
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"(])")
@@ -17,8 +18,12 @@ def plain(markdown: str) -> str:
 
 
 def steps_of(text: str) -> list[str]:
-    """The top-level numbered items of a passage, continuation lines folded in."""
-    steps: list[str] = []
+    """The top-level numbered items of a passage, continuation lines folded in.
+
+    A step's own sub-items (indented bullets or numbers, often where its actions are) stay with it, each on a
+    line of its own: ``"Ask the user:\n   - sign out\n   - sign in again"``.
+    """
+    steps: list[list[tuple[str, str]]] = []  # per step: (marker, text) pieces, the step itself first
     in_fence = False
     for line in text.splitlines():
         if line.lstrip().startswith(("```", "~~~")):
@@ -28,14 +33,24 @@ def steps_of(text: str) -> list[str]:
             continue
         match = _STEP.match(line)
         if match:
-            steps.append(match.group(2))
-        elif steps and line.startswith((" ", "\t")) and line.strip() and not line.strip().startswith(("-", "*")):
-            steps[-1] += " " + line.strip()
-        elif steps and not line.strip():
+            steps.append([("", match.group(2))])
+        elif not steps or not line.strip():
             continue
-        elif steps and not line.startswith((" ", "\t")):
+        elif not line.startswith((" ", "\t")):
             break
-    return [plain(s) for s in steps if s.strip()]
+        elif sub := _SUB_ITEM.match(line):
+            marker = "-" if sub.group(1) in "-*+" else sub.group(1)
+            steps[-1].append((marker, sub.group(2)))
+        else:
+            marker, piece = steps[-1][-1]
+            steps[-1][-1] = (marker, f"{piece} {line.strip()}")
+    out = []
+    for pieces in steps:
+        head = plain(pieces[0][1])
+        subs = [f"{marker} {plain(piece)}" for marker, piece in pieces[1:] if piece.strip()]
+        if head or subs:
+            out.append("\n".join([head, *(f"   {sub}" for sub in subs)]))
+    return out
 
 
 def sentences_of(text: str) -> list[str]:

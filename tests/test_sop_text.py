@@ -56,3 +56,25 @@ def test_code_tables_headings_and_quotes_end_a_paragraph_and_are_left_out() -> N
 def test_steps_fold_their_continuation_lines() -> None:
     text = "1. Open AccessHub and\n   check the `Requests` tab.\n2. Raise a request.\n\nAfter the list."
     assert steps_of(text) == ["Open AccessHub and check the `Requests` tab.", "Raise a request."]
+
+
+def test_a_steps_sub_items_stay_with_it_on_lines_of_their_own() -> None:
+    text = (
+        "1. AccessHub request shows `Active`, the tool still behaves as before:\n"
+        "   - Ask the user to sign out at the Okta sign-out page and sign in again. Signing out of the\n"
+        "     tool only is not enough.\n"
+        "   - Check Okta Admin > user > `Groups` for `rc-role-<role>`.\n"
+        "2. Urgent: confirm the new range by phone,\n"
+        "   then:\n"
+        "   1. Post in `#identity-oncall`.\n"
+        "   2. Tell the reviewers to sign in again.\n"
+    )
+    assert steps_of(text) == [
+        "AccessHub request shows `Active`, the tool still behaves as before:\n"
+        "   - Ask the user to sign out at the Okta sign-out page and sign in again. Signing out of the tool only "
+        "is not enough.\n"
+        "   - Check Okta Admin > user > `Groups` for `rc-role-<role>`.",
+        "Urgent: confirm the new range by phone, then:\n"
+        "   1. Post in `#identity-oncall`.\n"
+        "   2. Tell the reviewers to sign in again.",
+    ]
