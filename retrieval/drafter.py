@@ -1,7 +1,8 @@
 """Drafted replies: the ``Drafter`` protocol and the extractive drafter (default, offline, deterministic).
 
 The extractive drafter writes only the SOP's own words: the numbered steps of the best section (or its most
-relevant sentences when it has no steps), the workaround when the SOP has one, each with its ``[n]``
+relevant sentences when it has no steps), the SOP's workaround when the question asks for a way around the
+problem, each with its ``[n]``
 citation; a short opening and closing frame them. When the search says the SOPs do not cover the question,
 it abstains and points to the escalation process instead. The SOP's escalation path (front matter) travels
 with the draft as a structured field and a closing line.
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 
 Tone = Literal["user", "internal"]
 _WORKAROUND = re.compile(r"workaround", re.IGNORECASE)
+# A question that asks for a way around the problem for now, not only for the fix.
+_WANTS_WORKAROUND = re.compile(
+    r"\b(right now|for now|for today|meanwhile|in the meantime|work ?arounds?|temporar\w*|quick fix|stopgap|"
+    r"until (it|this|that|then|they|we|he|she)\b|any other way|another way)",
+    re.IGNORECASE,
+)
 _DIAGNOSTIC = re.compile(r"^(checks?|diagnos\w*|triage|symptoms?|summary)\b", re.IGNORECASE)
 _RESOLVING = re.compile(r"^(resolution|fix|procedure|steps|how to|(quick )?workaround)\b", re.IGNORECASE)
 _TEMPLATE = re.compile(r"reply template|user reply|message template", re.IGNORECASE)
@@ -84,7 +91,7 @@ class ExtractiveDrafter:
             claims = template
         else:
             claims = self._claims(question, primary)
-            workaround = self._workaround(primary, result.passages)
+            workaround = self._workaround(primary, result.passages) if _WANTS_WORKAROUND.search(question) else None
             if workaround is not None:
                 claims.append(workaround)
         numbers: dict[str, int] = {}

@@ -49,6 +49,20 @@ TEMPLATED = sop(
     """,
     extra="escalation:\n  team: Identity on-call\n  channel: '#identity-oncall'\n  when: More than 5 locked\n",
 )
+PUSHES = sop(
+    "T-ACC-003",
+    "Okta Verify push not arriving",
+    """
+    ## Resolution: phone settings
+
+    1. Allow notifications for Okta Verify on the phone.
+    2. Turn battery saving off for the Okta Verify app.
+
+    ## Quick workaround
+
+    1. On the Okta sign-in page, choose Enter a code and type the 6-digit code from the Okta Verify app.
+    """,
+)
 INJECTED = sop(
     "T-BAD-001",
     "Export links",
@@ -67,6 +81,7 @@ def pipeline(tmp_path: Path, embedder):
         **SAMPLE_SOPS,
         "incidents/escalation-process.md": ESCALATION,
         "access/locked.md": TEMPLATED,
+        "access/pushes.md": PUSHES,
         "data/exports.md": INJECTED,
     }
     settings = Settings(kb_dir=write_kb(tmp_path / "kb", files), index_dir=tmp_path / "index")
@@ -118,6 +133,20 @@ def test_user_tone_leaves_out_a_template_written_for_another_case(pipeline) -> N
     assert draft.text.startswith("Hi, thanks for reaching out.")
     assert "Verify the reviewer's identity by Beacon video call. [1]" in draft.text
     assert draft.citations[0].heading_path[-1] == "Resolution: password forgotten"
+
+
+def test_the_sops_workaround_is_added_when_the_question_asks_for_a_way_around(pipeline) -> None:
+    _, ask = pipeline
+    result, now = ask("okta verify push never arrives on her phone, how can she get in right now?", tone="internal")
+    assert result.passages[0].heading_path[-1] == "Resolution: phone settings"
+    assert any(p.heading_path[-1] == "Quick workaround" for p in result.passages[1:])
+    assert "Allow notifications for Okta Verify on the phone. [1]" in now.text
+    assert "Workaround: On the Okta sign-in page, choose Enter a code" in now.text
+    assert now.citations[-1].heading_path[-1] == "Quick workaround"
+    result, fix = ask("okta verify push never arrives on her phone, how do we fix the push?", tone="internal")
+    assert result.passages[0].heading_path[-1] == "Resolution: phone settings"
+    assert any(p.heading_path[-1] == "Quick workaround" for p in result.passages[1:])
+    assert "Workaround" not in fix.text and len(fix.citations) == 1
 
 
 def test_unanswerable_question_abstains_and_points_to_escalation(pipeline) -> None:
