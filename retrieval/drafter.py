@@ -73,6 +73,7 @@ class ExtractiveDrafter:
         max_steps: int = 8,
         max_sentences: int = 3,
         template_min_overlap: float = 0.5,
+        code_lines: int | None = None,
     ) -> None:
         self._tone = tone
         self._escalation = escalation_passage
@@ -81,6 +82,8 @@ class ExtractiveDrafter:
         self._max_steps = max_steps
         self._max_sentences = max_sentences
         self._template_min_overlap = template_min_overlap
+        # An internal note keeps a step's short command or query; a reply to a user does not.
+        self._code_lines = (8 if tone == "internal" else 0) if code_lines is None else code_lines
 
     def draft(self, question: str, result: SearchResult) -> Draft:
         if not result.covered or not result.passages:
@@ -100,7 +103,7 @@ class ExtractiveDrafter:
         for claim in claims:
             n = numbers.setdefault(claim.passage.chunk_id, len(numbers) + 1)
             quoted.setdefault(n, (claim.passage, []))[1].append(claim.text)
-            sentences.append(DraftSentence(f"{claim.text} [{n}]", (n,)))
+            sentences.append(DraftSentence(cite(claim.text, n), (n,)))
         citations = [citation_for(n, passage, " … ".join(texts)) for n, (passage, texts) in quoted.items()]
         escalation = escalation_of(primary)
         lines = [] if template is not None else [self._opening(primary)]
@@ -130,7 +133,7 @@ class ExtractiveDrafter:
         yield draft
 
     def _claims(self, question: str, primary: Passage) -> list[_Claim]:
-        steps = steps_of(primary.text)
+        steps = steps_of(primary.text, code_lines=self._code_lines)
         if steps:
             return [_Claim(step, primary, numbered=True) for step in steps[: self._max_steps]]
         candidates = sentences_of(primary.text)
@@ -221,6 +224,14 @@ def _procedure(passages: Sequence[Passage]) -> Passage:
             if p.path == top.path and p.heading_path and _RESOLVING.search(p.heading_path[-1]):
                 return p
     return top
+
+
+def cite(text: str, n: int) -> str:
+    """The claim with its ``[n]`` at the end, or at the end of its first line when it ends in a code fence."""
+    if text.rstrip().endswith(("```", "~~~")):
+        first, _, rest = text.partition("\n")
+        return f"{first} [{n}]\n{rest}"
+    return f"{text} [{n}]"
 
 
 def restates(template: str, section: Passage) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 
 _STEP = re.compile(r"^(\d+)[.)]\s+(.*)$")
 _SUB_ITEM = re.compile(r"^\s+([-*+]|\d+[.)])\s+(.*)$")  # an indented list item: a step's sub-item
@@ -17,24 +18,36 @@ def plain(markdown: str) -> str:
     return " ".join(text.replace("**", "").replace("__", "").split())
 
 
-def steps_of(text: str) -> list[str]:
+def steps_of(text: str, code_lines: int = 0) -> list[str]:
     """The top-level numbered items of a passage, continuation lines folded in.
 
     A step's own sub-items (indented bullets or numbers, often where its actions are) stay with it, each on a
-    line of its own: ``"Ask the user:\n   - sign out\n   - sign in again"``.
+    line of its own: ``"Ask the user:\n   - sign out\n   - sign in again"``. With ``code_lines`` > 0, a code
+    block of at most that many lines that belongs to a step (indented under it, or right after a step that
+    ends with a colon) stays with it too, fenced; other code is left out.
     """
     steps: list[list[tuple[str, str]]] = []  # per step: (marker, text) pieces, the step itself first
-    in_fence = False
+    fence = ""  # the opening fence while inside a code block
+    code: list[str] | None = None  # lines of a code block that belongs to the current step
     for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
+        stripped = line.strip()
+        if fence:
+            if stripped.startswith(fence[:3]) and not stripped.strip(fence[0]):
+                if code is not None and 0 < len(code) <= code_lines:
+                    steps[-1].append((fence, textwrap.dedent("\n".join(code))))
+                fence, code = "", None
+            elif code is not None:
+                code.append(line)
             continue
-        if in_fence:
+        if stripped.startswith(("```", "~~~")):
+            fence = stripped
+            belongs = bool(steps) and (line[:1] in (" ", "\t") or steps[-1][-1][1].rstrip().endswith(":"))
+            code = [] if belongs and code_lines > 0 else None
             continue
         match = _STEP.match(line)
         if match:
             steps.append([("", match.group(2))])
-        elif not steps or not line.strip():
+        elif not steps or not stripped:
             continue
         elif not line.startswith((" ", "\t")):
             break
@@ -43,14 +56,19 @@ def steps_of(text: str) -> list[str]:
             steps[-1].append((marker, sub.group(2)))
         else:
             marker, piece = steps[-1][-1]
-            steps[-1][-1] = (marker, f"{piece} {line.strip()}")
-    out = []
-    for pieces in steps:
-        head = plain(pieces[0][1])
-        subs = [f"{marker} {plain(piece)}" for marker, piece in pieces[1:] if piece.strip()]
-        if head or subs:
-            out.append("\n".join([head, *(f"   {sub}" for sub in subs)]))
-    return out
+            steps[-1][-1] = (marker, f"{piece} {stripped}")
+    return [text for text in map(_render_step, steps) if text]
+
+
+def _render_step(pieces: list[tuple[str, str]]) -> str:
+    lines = [plain(pieces[0][1])]
+    for marker, piece in pieces[1:]:
+        if marker.startswith(("```", "~~~")):
+            closing = marker[0] * 3
+            lines.extend(f"   {line}".rstrip() for line in [marker, *piece.splitlines(), closing])
+        elif piece.strip():
+            lines.append(f"   {marker} {plain(piece)}")
+    return "\n".join(lines) if any(line.strip() for line in lines) else ""
 
 
 def sentences_of(text: str) -> list[str]:

@@ -78,3 +78,50 @@ def test_a_steps_sub_items_stay_with_it_on_lines_of_their_own() -> None:
         "   1. Post in `#identity-oncall`.\n"
         "   2. Tell the reviewers to sign in again.",
     ]
+
+
+CODE_STEPS = """1. Lakehouse lags by up to 15 minutes. Confirm the live state first:
+
+```bash
+curl -s https://appeals.aegis.example/admin/api/v1/appeals/APL-1
+```
+
+2. Was the push sent? Okta Admin > System Log:
+
+   ```text
+   eventType eq "system.push.send_factor_verify_push"
+   ```
+
+   - No event: Okta didn't send one.
+3. Read the history.
+
+```sql
+SELECT 1;
+```
+"""
+
+
+def test_a_steps_short_code_block_stays_with_it_when_asked_for() -> None:
+    assert steps_of(CODE_STEPS, code_lines=8) == [
+        "Lakehouse lags by up to 15 minutes. Confirm the live state first:\n"
+        "   ```bash\n   curl -s https://appeals.aegis.example/admin/api/v1/appeals/APL-1\n   ```",
+        "Was the push sent? Okta Admin > System Log:\n"
+        '   ```text\n   eventType eq "system.push.send_factor_verify_push"\n   ```\n'
+        "   - No event: Okta didn't send one.",
+        "Read the history.",  # the query after it is not the step's: the step does not end with a colon
+    ]
+    assert steps_of(CODE_STEPS) == [
+        "Lakehouse lags by up to 15 minutes. Confirm the live state first:",
+        "Was the push sent? Okta Admin > System Log:\n   - No event: Okta didn't send one.",
+        "Read the history.",
+    ]
+    assert steps_of(CODE_STEPS, code_lines=0) == steps_of(CODE_STEPS)
+    long_block = "1. Run:\n```\n" + "x\n" * 9 + "```\n2. Done."
+    assert steps_of(long_block, code_lines=8) == ["Run:", "Done."]
+
+
+def test_the_citation_of_a_step_ending_in_code_goes_on_its_first_line() -> None:
+    from retrieval.drafter import cite
+
+    assert cite("Confirm:\n   ```bash\n   curl x\n   ```", 2) == "Confirm: [2]\n   ```bash\n   curl x\n   ```"
+    assert cite("Reload the console.", 1) == "Reload the console. [1]"
