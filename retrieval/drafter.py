@@ -1,11 +1,10 @@
 """Drafted replies: the ``Drafter`` protocol and the extractive drafter (default, offline, deterministic).
 
 The extractive drafter writes only the SOP's own words: the numbered steps of the best section (or its most
-relevant sentences when it has no steps), the SOP's workaround when the question asks for a way around the
-problem, each with its ``[n]``
-citation; a short opening and closing frame them. When the search says the SOPs do not cover the question,
-it abstains and points to the escalation process instead. The SOP's escalation path (front matter) travels
-with the draft as a structured field and a closing line.
+relevant sentences and table rows when it has no steps), the SOP's workaround when the question asks for a
+way around the problem, each with its ``[n]`` citation; a short opening and closing frame them. When the
+search says the SOPs do not cover the question, it abstains and points to the escalation process instead.
+The SOP's escalation path (front matter) travels with the draft as a structured field and a closing line.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from retrieval.coverage import term_share
 from retrieval.lexical import words_of
 from retrieval.search import SearchResult
-from retrieval.sop_text import SENTENCE_BOUNDARY, plain, sentences_of, steps_of
+from retrieval.sop_text import SENTENCE_BOUNDARY, plain, sentences_of, steps_of, table_rows_of
 from sopilot.types import Citation, Draft, DraftSentence, Escalation, Passage
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ class ExtractiveDrafter:
         steps = steps_of(primary.text, code_lines=self._code_lines)
         if steps:
             return [_Claim(step, primary, numbered=True) for step in steps[: self._max_steps]]
-        candidates = sentences_of(primary.text)
+        candidates = sentences_of(primary.text) + table_rows_of(primary.text)
         if not candidates:
             return [_Claim(plain(primary.text)[:400], primary)]
         ranked = sorted(range(len(candidates)), key=lambda i: -term_share(question, (), candidates[i]))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval.embedder import Embedder
-from retrieval.sop_text import sentences_of, steps_of
+from retrieval.sop_text import sentences_of, steps_of, table_rows_of
 from sopilot.types import Passage
 
 CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -162,7 +162,10 @@ class SupportChecker:
         sentences = split_sentences(text)
         given = range(1, len(passages) + 1)
         # Each passage's own sentences and steps: the spans a claim can be matched and quoted against.
-        sources = [list(dict.fromkeys(steps_of(p.text) + sentences_of(p.text))) or [p.text] for p in passages]
+        sources = [
+            list(dict.fromkeys(steps_of(p.text) + sentences_of(p.text) + table_rows_of(p.text))) or [p.text]
+            for p in passages
+        ]
         similarities = self._similarities(sentences, sources)
         checks = []
         for i, sentence in enumerate(sentences):

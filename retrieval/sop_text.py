@@ -8,6 +8,7 @@ import textwrap
 _STEP = re.compile(r"^(\d+)[.)]\s+(.*)$")
 _SUB_ITEM = re.compile(r"^\s+([-*+]|\d+[.)])\s+(.*)$")  # an indented list item: a step's sub-item
 _ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")  # a list item's marker
+_TABLE_RULE = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?$")  # |---|:---:|
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"(])")
 
@@ -103,3 +104,37 @@ def sentences_of(text: str) -> list[str]:
         paragraph.append(stripped)
     flush()
     return out
+
+
+def table_rows_of(text: str) -> list[str]:
+    """The body rows of the passage's Markdown tables, each read with its header: ``"Error: X; Fix: Y"``."""
+    rows: list[str] = []
+    header: list[str] | None = None
+    previous = ""
+    in_fence = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence, header, previous = not in_fence, None, ""
+            continue
+        if in_fence:
+            continue
+        if not stripped.startswith("|"):
+            header, previous = None, ""
+            continue
+        if header is None:
+            if _TABLE_RULE.match(stripped) and previous:
+                header = _cells(previous)
+            previous = stripped
+            continue
+        pairs = [(name, cell) for name, cell in zip(header, _cells(stripped), strict=False) if cell]
+        row = "; ".join(f"{name}: {cell}" if name else cell for name, cell in pairs)
+        if row:
+            rows.append(row)
+    return rows
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a table line, Markdown made plain; ``\\|`` is a pipe inside a cell."""
+    inner = line.strip().removeprefix("|").removesuffix("|")
+    return [plain(cell.replace("\x00", "|")) for cell in inner.replace("\\|", "\x00").split("|")]

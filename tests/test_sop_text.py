@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.sop_text import sentences_of, steps_of
+from retrieval.sop_text import sentences_of, steps_of, table_rows_of
 
 WRAPPED = """An overturned audit is removed from the quality score in the nightly recompute at 02:00 UTC. The score in
 `My quality` changes the next morning, not when the dispute is closed.
@@ -125,3 +125,20 @@ def test_the_citation_of_a_step_ending_in_code_goes_on_its_first_line() -> None:
 
     assert cite("Confirm:\n   ```bash\n   curl x\n   ```", 2) == "Confirm: [2]\n   ```bash\n   curl x\n   ```"
     assert cite("Reload the console.", 1) == "Reload the console. [1]"
+
+
+def test_table_rows_are_read_with_their_header() -> None:
+    text = (
+        "Who owns what:\n\n"
+        "| Area / symptom | Owning team | Channel |\n"
+        "|---|:---:|---|\n"
+        "| Export Center jobs failing | Data Platform on-call | `#data-platform-oncall` |\n"
+        "| Okta SSO \\| SAML errors | Identity on-call | |\n"
+        "\n```\n| not | a table |\n|---|---|\n| in | code |\n```\n"
+    )
+    assert table_rows_of(text) == [
+        "Area / symptom: Export Center jobs failing; Owning team: Data Platform on-call; "
+        "Channel: `#data-platform-oncall`",
+        "Area / symptom: Okta SSO | SAML errors; Owning team: Identity on-call",
+    ]
+    assert table_rows_of("| just | a line |\nno rule\n") == []
