@@ -1,10 +1,11 @@
 """Drafted replies: the ``Drafter`` protocol and the extractive drafter (default, offline, deterministic).
 
-The extractive drafter writes only the SOP's own words: the numbered steps of the best section (or its most
-relevant sentences and table rows when it has no steps), the SOP's workaround when the question asks for a
-way around the problem, each with its ``[n]`` citation; a short opening and closing frame them. When the
-search says the SOPs do not cover the question, it abstains and points to the escalation process instead.
-The SOP's escalation path (front matter) travels with the draft as a structured field and a closing line.
+The extractive drafter writes only the SOP's own words: the key facts (limits, durations, channels) stated
+beside the best section's list and its numbered steps (or its most relevant sentences and table rows when
+it has no steps), the SOP's workaround when the question asks for a way around the problem, each with its
+``[n]`` citation; a short opening and closing frame them. When the search says the SOPs do not cover the
+question, it abstains and points to the escalation process instead. The SOP's escalation path (front
+matter) travels with the draft as a structured field and a closing line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from retrieval.coverage import term_share
 from retrieval.lexical import words_of
 from retrieval.search import SearchResult
-from retrieval.sop_text import SENTENCE_BOUNDARY, plain, sentences_of, steps_of, table_rows_of
+from retrieval.sop_text import SENTENCE_BOUNDARY, key_facts_of, plain, sentences_of, steps_of, table_rows_of
 from sopilot.types import Citation, Draft, DraftSentence, Escalation, Passage
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ExtractiveDrafter:
         provenance: dict[str, Any] | None = None,
         max_steps: int = 8,
         max_sentences: int = 3,
+        max_facts: int = 2,
         template_min_overlap: float = 0.5,
         code_lines: int | None = None,
     ) -> None:
@@ -80,6 +82,7 @@ class ExtractiveDrafter:
         self._provenance = provenance or {}
         self._max_steps = max_steps
         self._max_sentences = max_sentences
+        self._max_facts = max_facts
         self._template_min_overlap = template_min_overlap
         # An internal note keeps a step's short command or query; a reply to a user does not.
         self._code_lines = (8 if tone == "internal" else 0) if code_lines is None else code_lines
@@ -109,8 +112,10 @@ class ExtractiveDrafter:
         if template is not None:  # the SOP's own reply reads as one message
             lines.append(" ".join(sentence.text for sentence in sentences))
         else:
-            for i, (claim, sentence) in enumerate(zip(claims, sentences, strict=True), 1):
-                lines.append(f"{i}. {sentence.text}" if claim.numbered else sentence.text)
+            step = 0
+            for claim, sentence in zip(claims, sentences, strict=True):
+                step += claim.numbered
+                lines.append(f"{step}. {sentence.text}" if claim.numbered else sentence.text)
         if escalation is not None and self._tone == "internal":
             lines.append(escalation_line(escalation))
         closing = "" if template is not None else self._closing()
@@ -134,7 +139,8 @@ class ExtractiveDrafter:
     def _claims(self, question: str, primary: Passage) -> list[_Claim]:
         steps = steps_of(primary.text, code_lines=self._code_lines)
         if steps:
-            return [_Claim(step, primary, numbered=True) for step in steps[: self._max_steps]]
+            facts = [_Claim(fact, primary) for fact in key_facts_of(primary.text)[: self._max_facts]]
+            return facts + [_Claim(step, primary, numbered=True) for step in steps[: self._max_steps]]
         candidates = sentences_of(primary.text) + table_rows_of(primary.text)
         if not candidates:
             return [_Claim(plain(primary.text)[:400], primary)]

@@ -72,11 +72,12 @@ def _render_step(pieces: list[tuple[str, str]]) -> str:
     return "\n".join(lines) if any(line.strip() for line in lines) else ""
 
 
-def sentences_of(text: str) -> list[str]:
+def sentences_of(text: str, lists: bool = True) -> list[str]:
     """Prose sentences of a passage (code, tables, headings and quotes left out).
 
     Lines are joined into paragraphs first (a list item with its continuation lines is one paragraph), so a
-    sentence that the SOP's source wraps over several lines stays whole.
+    sentence that the SOP's source wraps over several lines stays whole. ``lists=False`` leaves list items
+    (and everything indented under them) out.
     """
     out: list[str] = []
     paragraph: list[str] = []
@@ -87,7 +88,7 @@ def sentences_of(text: str) -> list[str]:
             out.extend(s for s in SENTENCE_BOUNDARY.split(joined) if len(s.split()) >= 3)
             paragraph.clear()
 
-    in_fence = False
+    in_fence = in_list = False
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith(("```", "~~~")):
@@ -100,7 +101,12 @@ def sentences_of(text: str) -> list[str]:
         item = _ITEM.match(stripped)
         if item:
             flush()
+            in_list = True
             stripped = stripped[item.end() :]
+        elif not line.startswith((" ", "\t")):
+            in_list = False
+        if in_list and not lists:
+            continue
         paragraph.append(stripped)
     flush()
     return out
@@ -138,3 +144,16 @@ def _cells(line: str) -> list[str]:
     """The cells of a table line, Markdown made plain; ``\\|`` is a pipe inside a cell."""
     inner = line.strip().removeprefix("|").removesuffix("|")
     return [plain(cell.replace("\x00", "|")) for cell in inner.replace("\\|", "\x00").split("|")]
+
+
+_FACT = re.compile(
+    r"\b\d+(?:[.,]\d+)?\s*(?:%|ms|s|seconds?|min(?:ute)?s?|h|hours?|(?:business |working )?days?|weeks?|months?|"
+    r"years?|requests?|items?|[KMG]B|characters?|rows?|attempts?|times)\b|#[a-z][\w-]+|"
+    r"\b(?:at most|at least|up to|no more than|within|no later than)\b",
+    re.IGNORECASE,
+)
+
+
+def key_facts_of(text: str) -> list[str]:
+    """Prose sentences outside the passage's lists that state a limit, duration, count or channel."""
+    return [s for s in sentences_of(text, lists=False) if _FACT.search(s) and not s.rstrip().endswith(":")]

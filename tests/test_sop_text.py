@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.sop_text import sentences_of, steps_of, table_rows_of
+from retrieval.sop_text import key_facts_of, sentences_of, steps_of, table_rows_of
 
 WRAPPED = """An overturned audit is removed from the quality score in the nightly recompute at 02:00 UTC. The score in
 `My quality` changes the next morning, not when the dispute is closed.
@@ -142,3 +142,33 @@ def test_table_rows_are_read_with_their_header() -> None:
         "Area / symptom: Okta SSO | SAML errors; Owning team: Identity on-call",
     ]
     assert table_rows_of("| just | a line |\nno rule\n") == []
+
+
+def test_key_facts_are_prose_beside_the_list_that_states_a_limit_duration_or_channel() -> None:
+    text = (
+        "Links are valid for 24 hours after the job completes.\n"
+        "The user sees an AccessDenied page.\n\n"
+        "1. Open My exports\n   and wait 5 minutes.\n\n   Jobs are kept 30 days.\n"
+        "2. Click Run again.\n\n"
+        "Post in #data-platform-oncall if it fails again.\n"
+        "At 48 minutes of age:\n"
+    )
+    assert key_facts_of(text) == [
+        "Links are valid for 24 hours after the job completes.",
+        "Post in #data-platform-oncall if it fails again.",
+    ]
+
+
+def test_a_draft_states_the_key_facts_before_the_numbered_steps() -> None:
+    from retrieval.drafter import ExtractiveDrafter
+    from retrieval.search import SearchResult
+    from sopilot.types import Passage
+
+    text = "Links are valid for 24 hours and cannot be extended.\n\n1. Find the job in My exports.\n2. Click Run.\n"
+    passage = Passage("c1", "data/exports.md", "Exports", ("Exports", "Resolution"), "resolution", 1, 5, text, 1.0)
+    draft = ExtractiveDrafter(tone="internal").draft("link expired", SearchResult("link expired", [passage], True))
+    assert draft.text.splitlines()[1:] == [
+        "Links are valid for 24 hours and cannot be extended. [1]",
+        "1. Find the job in My exports. [1]",
+        "2. Click Run. [1]",
+    ]
