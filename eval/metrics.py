@@ -230,7 +230,8 @@ def citation_precision(records: Iterable[Record], level: Level = "section") -> f
 
     An unanswerable question's citations are never relevant. A draft that abstains (``covered: false``)
     cites the escalation process, not an answer: its citations are left out here, and whether abstaining
-    was right is what the abstention metrics score. None when no answering draft cites anything.
+    was right is what the abstention metrics score. So are citations whose role is ``escalation`` (the
+    escalation path an SOP prescribes in its text). None when no answering draft cites anything.
     """
     _check_level(level)
     good = total = 0
@@ -240,6 +241,8 @@ def citation_precision(records: Iterable[Record], level: Level = "section") -> f
             continue
         relevant = (record.get("relevant") or []) if record.get("answerable") else []
         for citation in draft.get("citations") or []:
+            if citation.get("role", "answer") != "answer":
+                continue  # an escalation path the SOP prescribes: not an answer, as in an abstention
             total += 1
             good += passage_relevance(citation, relevant, level) is not None
     return _ratio(good, total)

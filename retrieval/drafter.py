@@ -38,6 +38,8 @@ _WANTS_WORKAROUND = re.compile(
 )
 _DIAGNOSTIC = re.compile(r"^(checks?|diagnos\w*|triage|symptoms?|summary)\b", re.IGNORECASE)
 _RESOLVING = re.compile(r"^(resolution|fix|procedure|steps|how to|(quick )?workaround)\b", re.IGNORECASE)
+_ESCALATION_HEADING = re.compile(r"\bescalat", re.IGNORECASE)
+_CHANNEL = re.compile(r"(?<![\w&/])#[a-z][a-z0-9_-]+")  # a chat channel, not a Markdown heading or an anchor
 _TEMPLATE = re.compile(r"reply template|user reply|message template", re.IGNORECASE)
 
 
@@ -55,9 +57,11 @@ class Drafter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Claim:
-    text: str
+    text: str  # the SOP's own words, quoted in the citation
     passage: Passage
     numbered: bool = False
+    label: str = ""  # written before the words in the draft ("Workaround: "), not quoted
+    role: str = "answer"  # or "escalation": the SOP's escalation path, not an answer to the question
 
 
 class ExtractiveDrafter:
@@ -99,15 +103,23 @@ class ExtractiveDrafter:
             workaround = self._workaround(primary, result.passages) if _WANTS_WORKAROUND.search(question) else None
             if workaround is not None:
                 claims.append(workaround)
+        escalation = escalation_of(primary)
+        if escalation is None and self._tone == "internal":
+            escalation, claim = self._escalation_in_text(primary)
+            if claim is not None:
+                claims.append(claim)
         numbers: dict[str, int] = {}
         quoted: dict[int, tuple[Passage, list[str]]] = {}
         sentences: list[DraftSentence] = []
         for claim in claims:
             n = numbers.setdefault(claim.passage.chunk_id, len(numbers) + 1)
             quoted.setdefault(n, (claim.passage, []))[1].append(claim.text)
-            sentences.append(DraftSentence(cite(claim.text, n), (n,)))
-        citations = [citation_for(n, passage, " … ".join(texts)) for n, (passage, texts) in quoted.items()]
-        escalation = escalation_of(primary)
+            sentences.append(DraftSentence(cite(claim.label + claim.text, n), (n,)))
+        answering = {numbers[c.passage.chunk_id] for c in claims if c.role == "answer"}
+        citations = [
+            citation_for(n, passage, " … ".join(texts), "answer" if n in answering else "escalation")
+            for n, (passage, texts) in quoted.items()
+        ]
         lines = [] if template is not None else [self._opening(primary)]
         if template is not None:  # the SOP's own reply reads as one message
             lines.append(" ".join(sentence.text for sentence in sentences))
@@ -116,7 +128,7 @@ class ExtractiveDrafter:
             for claim, sentence in zip(claims, sentences, strict=True):
                 step += claim.numbered
                 lines.append(f"{step}. {sentence.text}" if claim.numbered else sentence.text)
-        if escalation is not None and self._tone == "internal":
+        if escalation is not None and self._tone == "internal" and escalation_of(primary) is not None:
             lines.append(escalation_line(escalation))
         closing = "" if template is not None else self._closing()
         if closing:
@@ -166,13 +178,28 @@ class ExtractiveDrafter:
                 return None
         return None
 
+    def _escalation_in_text(self, primary: Passage) -> tuple[Escalation | None, _Claim | None]:
+        """An SOP without an escalation in its front matter may prescribe one in a section ("Escalation",
+        "When to escalate"): its first step or sentence, cited, and its first chat channel."""
+        if self._sop_passages is None:
+            return None, None
+        for p in self._sop_passages(primary.path):
+            if p.heading_path and _ESCALATION_HEADING.search(p.heading_path[-1]):
+                items = steps_of(p.text) or sentences_of(p.text) or table_rows_of(p.text)
+                first = next((item for item in items if not item.rstrip().endswith(":")), "")  # not a lead-in
+                if first:
+                    channel = _CHANNEL.search(p.text)
+                    escalation = Escalation("", channel.group(0) if channel else "", first)  # no team named
+                    return escalation, _Claim(first, p, label=f"Escalation ({p.heading_path[-1]}): ", role="escalation")
+        return None, None
+
     @staticmethod
     def _workaround(primary: Passage, passages: Sequence[Passage]) -> _Claim | None:
         for p in passages[1:]:
             if p.path == primary.path and p.heading_path and _WORKAROUND.search(p.heading_path[-1]):
                 first = (steps_of(p.text) or sentences_of(p.text) or [""])[0]
                 if first:
-                    return _Claim(f"Workaround: {first}", p)
+                    return _Claim(first, p, label="Workaround: ")
         return None
 
     def _abstain(self, result: SearchResult) -> Draft:
@@ -258,7 +285,7 @@ def _fenced_or_quoted(text: str) -> str:
     return "\n".join(quoted) if quoted else text
 
 
-def citation_for(n: int, passage: Passage, quote: str) -> Citation:
+def citation_for(n: int, passage: Passage, quote: str, role: str = "answer") -> Citation:
     return Citation(
         n=n,
         chunk_id=passage.chunk_id,
@@ -268,6 +295,7 @@ def citation_for(n: int, passage: Passage, quote: str) -> Citation:
         start_line=passage.start_line,
         end_line=passage.end_line,
         quote=quote,
+        role=role,
     )
 
 

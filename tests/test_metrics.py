@@ -362,6 +362,14 @@ def test_citation_precision_leaves_out_abstentions() -> None:
     assert citation_precision([record("e", draft={"text": "", "sentences": [], "citations": []})]) is None
 
 
+def test_citation_precision_leaves_out_escalation_citations() -> None:
+    escalation = {**_cite(2, "x.md", 40, 45), "role": "escalation"}  # the SOP's Escalation section
+    draft = {"text": "", "covered": True, "sentences": [], "citations": [_cite(1, "x.md", 5, 9), escalation]}
+    assert citation_precision([record("a", relevant=[rel("x.md", 1, 10)], draft=draft)]) == 1.0
+    draft["citations"] = [_cite(1, "x.md", 5, 9), {**escalation, "role": "answer"}]
+    assert citation_precision([record("a", relevant=[rel("x.md", 1, 10)], draft=draft)]) == 0.5
+
+
 def test_sentence_support() -> None:
     # content tokens: sso, token, expires, after, 24, hours (the: stop word); cited has token, expires, 24
     assert sentence_support("The SSO token expires after 24 hours.", ["token expires in 24 h"]) == 0.5

@@ -73,12 +73,12 @@ def print_draft(draft: Draft) -> None:
         if sentence.supported is False:
             print(f"UNSUPPORTED (check before sending): {sentence.text}")
     for c in draft.citations:
-        print(f"[{c.n}] {' > '.join(c.heading_path)}  {c.path}#{c.anchor}  lines {c.start_line}-{c.end_line}")
+        role = "  (escalation path)" if c.role == "escalation" else ""
+        print(f"[{c.n}] {' > '.join(c.heading_path)}  {c.path}#{c.anchor}  lines {c.start_line}-{c.end_line}{role}")
     if draft.escalation is not None:
         e = draft.escalation
-        print(
-            f"Escalation: {e.team}" + (f" in {e.channel}" if e.channel else "") + (f" when {e.when}" if e.when else "")
-        )
+        parts = [e.team, f"in {e.channel}" if e.channel else "", f"when {e.when}" if e.when else ""]
+        print("Escalation: " + " ".join(part for part in parts if part))
     provenance = draft.provenance
     by = str(provenance.get("drafter", ""))
     if provenance.get("fallback_reason"):
