@@ -215,7 +215,7 @@ class ExtractiveDrafter:
         sentences: tuple[DraftSentence, ...] = ()
         if self._escalation is not None:
             first = " ".join(sentences_of(self._escalation.text)[:3]) or plain(self._escalation.text)[:300]
-            citations = (citation_for(1, self._escalation, first),)
+            citations = (citation_for(1, self._escalation, first, "escalation"),)
             sentences = (DraftSentence(f"{first} [1]", (1,)),)
             text += f"\n\nEscalation process: {first} [1]"
         return Draft(

@@ -188,6 +188,7 @@ def test_unanswerable_question_abstains_and_points_to_escalation(pipeline) -> No
     result, draft = ask("what is the office parking garage code")
     assert result.covered is False and not draft.covered and draft.abstention_reason
     assert draft.citations and draft.citations[0].path == "incidents/escalation-process.md"
+    assert draft.citations[0].role == "escalation"
     assert "couldn't find a documented answer" in draft.text
 
 
