@@ -20,14 +20,18 @@ from sopilot.types import Passage
 UNKNOWN_SCORE = "unknown_terms"  # key of the unknown-term count in the top passage's scores
 
 
-def term_share(question: str, heading_path: Sequence[str], text: str) -> float:
-    """Share of the question's terms (or their first five letters) found in a passage and its headings."""
-    terms = query_terms(question)
+def share_found(terms: Sequence[str], heading_path: Sequence[str], text: str) -> float:
+    """Share of ``terms`` (or their first five letters) found in a passage and its headings; 0 without terms."""
     if not terms:
         return 0.0
     words = set(words_of(" ".join(heading_path) + " " + text))  # all of the passage's words, not the first 48
     stems = {w[:5] for w in words}
     return sum(1 for t in terms if t in words or t[:5] in stems) / len(terms)
+
+
+def term_share(question: str, heading_path: Sequence[str], text: str) -> float:
+    """Share of the question's terms (or their first five letters) found in a passage and its headings."""
+    return share_found(query_terms(question), heading_path, text)
 
 
 def best_dense(passages: Sequence[Passage]) -> float:

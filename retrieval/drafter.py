@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from retrieval.coverage import term_share
+from retrieval.coverage import share_found, term_share
 from retrieval.lexical import words_of
 from retrieval.search import SearchResult
 from retrieval.sop_text import SENTENCE_BOUNDARY, key_facts_of, plain, sentences_of, steps_of, table_rows_of
@@ -103,8 +103,8 @@ class ExtractiveDrafter:
             workaround = self._workaround(primary, result.passages) if _WANTS_WORKAROUND.search(question) else None
             if workaround is not None:
                 claims.append(workaround)
-        escalation = escalation_of(primary)
-        if escalation is None and self._tone == "internal":
+        front_matter = escalation = escalation_of(primary)
+        if front_matter is None and self._tone == "internal":
             escalation, claim = self._escalation_in_text(primary)
             if claim is not None:
                 claims.append(claim)
@@ -128,8 +128,8 @@ class ExtractiveDrafter:
             for claim, sentence in zip(claims, sentences, strict=True):
                 step += claim.numbered
                 lines.append(f"{step}. {sentence.text}" if claim.numbered else sentence.text)
-        if escalation is not None and self._tone == "internal" and escalation_of(primary) is not None:
-            lines.append(escalation_line(escalation))
+        if front_matter is not None and self._tone == "internal":  # one from the text is a cited claim above
+            lines.append(escalation_line(front_matter))
         closing = "" if template is not None else self._closing()
         if closing:
             lines.append(closing)
@@ -268,12 +268,7 @@ def cite(text: str, n: int) -> str:
 
 def restates(template: str, section: Passage) -> float:
     """Share of a reply template's words (or their first five letters) found in a section and its headings."""
-    wanted = words_of(plain(template))
-    if not wanted:
-        return 0.0
-    words = set(words_of(" ".join(section.heading_path) + " " + section.text))
-    stems = {w[:5] for w in words}
-    return sum(1 for w in wanted if w in words or w[:5] in stems) / len(wanted)
+    return share_found(words_of(plain(template)), section.heading_path, section.text)
 
 
 def _fenced_or_quoted(text: str) -> str:
