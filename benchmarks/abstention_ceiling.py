@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/abstention_ceiling.py RUN_DIR [RUN_DIR ...] [--max-false 0.10] [--plot FILE]
 Each RUN_DIR is a ``sopilot eval run`` output (its run.jsonl). For every run it prints, at a false-abstention
 rate of at most ``--max-false``, the share of unanswerable questions flagged by:
-- the shipped rule with the thresholds of the settings, and calibrated on that very run (``eval.calibrate``: an
+- the shipped rule with the thresholds of the settings, and calibrated on that very run (``sopilot.eval.calibrate``: an
   optimistic figure, fitted and scored on the same questions);
 - each single signal on its own, in its better direction;
 - a logistic regression over all the signals, 5-fold cross-validated (5 shuffles, mean);
@@ -26,11 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eval.calibrate import calibrate, evidence  # noqa: E402
-from retrieval.coverage import is_covered  # noqa: E402
-from retrieval.lexical import query_terms  # noqa: E402
-from retrieval.query import focus_query  # noqa: E402
-from sopilot.settings import Settings  # noqa: E402
+from sopilot.core.settings import Settings  # noqa: E402
+from sopilot.eval.calibrate import calibrate, evidence  # noqa: E402
+from sopilot.index.lexical import query_terms  # noqa: E402
+from sopilot.retrieval.coverage import is_covered  # noqa: E402
+from sopilot.retrieval.query import focus_query  # noqa: E402
 
 TARGET_RECALL = 0.80
 

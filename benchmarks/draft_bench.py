@@ -18,13 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eval.metrics import percentile  # noqa: E402
-from eval.testset import load_testset  # noqa: E402
-from ingest.run import current_kb_version, run_ingest  # noqa: E402
-from retrieval.drafter import open_drafter  # noqa: E402
-from retrieval.embedder import load_embedder, set_offline  # noqa: E402
-from retrieval.search import open_retriever  # noqa: E402
-from sopilot.settings import Settings  # noqa: E402
+from sopilot.core.settings import Settings  # noqa: E402
+from sopilot.draft.factory import open_drafter  # noqa: E402
+from sopilot.eval.metrics import percentile  # noqa: E402
+from sopilot.eval.testset import load_testset  # noqa: E402
+from sopilot.index.embedder import load_embedder, set_offline  # noqa: E402
+from sopilot.ingest.run import current_kb_version, run_ingest  # noqa: E402
+from sopilot.retrieval.search import open_retriever  # noqa: E402
 
 
 def main() -> int:

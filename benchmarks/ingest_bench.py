@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.chunker import Chunker  # noqa: E402
-from ingest.discover import discover  # noqa: E402
-from ingest.run import run_ingest  # noqa: E402
-from ingest.sop import load_sop  # noqa: E402
-from retrieval.embedder import load_embedder, set_offline  # noqa: E402
-from sopilot.settings import Settings  # noqa: E402
+from sopilot.core.settings import Settings  # noqa: E402
+from sopilot.index.embedder import load_embedder, set_offline  # noqa: E402
+from sopilot.ingest.chunker import Chunker  # noqa: E402
+from sopilot.ingest.discover import discover  # noqa: E402
+from sopilot.ingest.run import run_ingest  # noqa: E402
+from sopilot.ingest.sop import load_sop  # noqa: E402
 
 GITLAB = ROOT.parent / "shared" / "corpora" / "gitlab-support-handbook" / "docs"
 

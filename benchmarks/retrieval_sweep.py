@@ -14,13 +14,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eval.evaluate import sopilot_search  # noqa: E402
-from eval.metrics import compute_metrics, get_metric  # noqa: E402
-from eval.runner import resolve_relevant, run_questions  # noqa: E402
-from eval.testset import load_testset  # noqa: E402
-from ingest.run import run_ingest  # noqa: E402
-from retrieval.embedder import load_embedder, set_offline  # noqa: E402
-from sopilot.settings import Settings  # noqa: E402
+from sopilot.core.settings import Settings  # noqa: E402
+from sopilot.eval.evaluate import sopilot_search  # noqa: E402
+from sopilot.eval.metrics import compute_metrics, get_metric  # noqa: E402
+from sopilot.eval.runner import resolve_relevant, run_questions  # noqa: E402
+from sopilot.eval.testset import load_testset  # noqa: E402
+from sopilot.index.embedder import load_embedder, set_offline  # noqa: E402
+from sopilot.ingest.run import run_ingest  # noqa: E402
 
 COLUMNS = (
     ("s@1", "retrieval.section.hit@1"),

@@ -33,13 +33,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import retrieval.search as search_module  # noqa: E402
-from ingest.run import open_lexical, rebuild_lexical, run_ingest  # noqa: E402
-from retrieval.embedder import SentenceTransformerEmbedder, load_embedder, set_offline  # noqa: E402
-from retrieval.lexical import LexicalIndex, to_lexical  # noqa: E402
-from retrieval.search import open_retriever  # noqa: E402
-from retrieval.store import VectorStore, make_client  # noqa: E402
-from sopilot.settings import Settings  # noqa: E402
+import sopilot.retrieval.search as search_module  # noqa: E402
+from sopilot.core.settings import Settings  # noqa: E402
+from sopilot.index.embedder import SentenceTransformerEmbedder, load_embedder, set_offline  # noqa: E402
+from sopilot.index.folder import open_lexical  # noqa: E402
+from sopilot.index.lexical import LexicalIndex, to_lexical  # noqa: E402
+from sopilot.index.store import VectorStore, make_client  # noqa: E402
+from sopilot.ingest.run import rebuild_lexical, run_ingest  # noqa: E402
+from sopilot.retrieval.search import open_retriever  # noqa: E402
 
 GITLAB = ROOT.parent / "shared" / "corpora" / "gitlab-support-handbook" / "docs"
 

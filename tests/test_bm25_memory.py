@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.lexical import LexicalDoc, LexicalIndex, match_expression, query_terms
+from sopilot.index.lexical import LexicalDoc, LexicalIndex, match_expression, query_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [

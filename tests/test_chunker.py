@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ingest.chunker import Chunker
-from ingest.sop import parse_sop
-from retrieval.embedder import Embedder
 from tests.conftest import sop
+
+from sopilot.index.embedder import Embedder
+from sopilot.ingest.chunker import Chunker
+from sopilot.ingest.sop import parse_sop
 
 
 def _parse(embedder: Embedder, text: str, max_tokens: int | None = None):

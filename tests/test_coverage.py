@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from eval.calibrate import calibrate, evidence
-from retrieval.coverage import UNKNOWN_SCORE, decide, is_covered, term_share
-from retrieval.lexical import LexicalDoc, LexicalIndex
-from sopilot.types import Passage
+from sopilot.core.types import Passage
+from sopilot.eval.calibrate import calibrate, evidence
+from sopilot.index.lexical import LexicalDoc, LexicalIndex
+from sopilot.retrieval.coverage import UNKNOWN_SCORE, decide, is_covered, term_share
 
 
 def passage(text: str, dense: float, heading: tuple[str, ...] = ("SSO", "Resolution"), **scores: float) -> Passage:

@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
-
-from ingest.run import current_kb_version, run_ingest
-from retrieval.drafter import ExtractiveDrafter, open_drafter, steps_of
-from retrieval.search import SearchResult, open_retriever
-from sopilot.settings import Settings
 from tests.conftest import SAMPLE_SOPS, sop, write_kb
+
+from sopilot.core.settings import Settings
+from sopilot.draft.extractive import ExtractiveDrafter
+from sopilot.draft.factory import open_drafter
+from sopilot.draft.sop_text import steps_of
+from sopilot.ingest.run import current_kb_version, run_ingest
+from sopilot.retrieval.search import SearchResult, open_retriever
 
 ESCALATION = sop(
     "T-INC-002",

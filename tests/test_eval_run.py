@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from eval.beir import doc_file, doc_id_of, load_beir, mrr_at_k, ndcg_at_k, recall_at_k, run_beir
-from eval.compare import compare_runs
-from eval.evaluate import evaluate
-from eval.runner import read_run
-from eval.testset import TestSetError, load_testset
 from sopilot.cli.main import main
-from sopilot.settings import Settings
+from sopilot.core.settings import Settings
+from sopilot.eval.beir import doc_file, doc_id_of, load_beir, mrr_at_k, ndcg_at_k, recall_at_k, run_beir
+from sopilot.eval.compare import compare_runs
+from sopilot.eval.evaluate import evaluate
+from sopilot.eval.runner import read_run
+from sopilot.eval.testset import TestSetError, load_testset
 
 QUESTIONS = [
     {

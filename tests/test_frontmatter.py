@@ -1,6 +1,6 @@
 """Front matter: validation, errors with lines, lenient where authors are."""
 
-from ingest.frontmatter import split_front_matter
+from sopilot.ingest.frontmatter import split_front_matter
 
 
 def test_valid_front_matter_and_body_offset() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.grounding import (
+from sopilot.core.types import Passage
+from sopilot.draft.grounding import (
     SupportChecker,
     citations_in,
     content_words,
@@ -12,7 +13,6 @@ from retrieval.grounding import (
     missing_facts,
     split_sentences,
 )
-from sopilot.types import Passage
 
 
 def passage(n: int, text: str) -> Passage:

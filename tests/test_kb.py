@@ -6,14 +6,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from eval.testset import check_mapping, load_testset
-from ingest.chunker import Chunker
-from ingest.discover import discover
-from ingest.frontmatter import blank_front_matter, split_front_matter
-from ingest.markdown import parse_outline
-from ingest.sop import load_sop
 from tests.conftest import GITLAB_DOCS, ROOT
+
+from sopilot.eval.testset import check_mapping, load_testset
+from sopilot.ingest.chunker import Chunker
+from sopilot.ingest.discover import discover
+from sopilot.ingest.frontmatter import blank_front_matter, split_front_matter
+from sopilot.ingest.markdown import parse_outline
+from sopilot.ingest.sop import load_sop
 
 KB = ROOT / "kb"
 TESTSETS = ROOT / "eval" / "testsets"

@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from ingest.run import open_lexical, run_ingest
-from retrieval.embedder import window
-from retrieval.lexical import LexicalIndex, to_lexical
-from retrieval.search import Retriever, SearchParams, open_retriever
-from retrieval.store import StoredChunk, VectorStore
-from sopilot.settings import Settings
 from tests.conftest import SAMPLE_SOPS, sop, write_kb
+
+from sopilot.core.settings import Settings
+from sopilot.index.embedder import window
+from sopilot.index.folder import open_lexical
+from sopilot.index.lexical import LexicalIndex, to_lexical
+from sopilot.index.store import StoredChunk, VectorStore
+from sopilot.ingest.run import run_ingest
+from sopilot.retrieval.search import Retriever, SearchParams, open_retriever
 
 EXTRA = {
     "api/old-limits.md": sop(
@@ -171,11 +172,11 @@ def test_facts_follow_upserts_deletes_and_filters(tmp_path: Path) -> None:
 def test_torch_query_embedding_runs_on_its_threads_and_restores_the_setting() -> None:
     import torch
 
-    from retrieval.embedder import SentenceTransformerEmbedder
+    from sopilot.index.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(query_runtime="torch", query_threads=1)
     seen: list[int] = []
-    model = embedder._model
+    model = embedder.model
     original = model.encode_query
 
     def probe(*args: Any, **kwargs: Any) -> Any:
@@ -200,5 +201,5 @@ def test_the_query_window_keeps_what_the_model_reads(embedder) -> None:
     cut = window(long, embedder.max_tokens)
     assert len(cut.split()) == 2 * embedder.max_tokens and long.startswith(cut)
     assert window("short question", embedder.max_tokens) == "short question"
-    full = embedder._model.encode_query(long, normalize_embeddings=True)  # type: ignore[attr-defined]
+    full = embedder.model.encode_query(long, normalize_embeddings=True)  # type: ignore[attr-defined]
     assert np.allclose(embedder.embed_query(long), full, atol=1e-6)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.filters import chroma_where, normalize_filters
-from retrieval.fusion import rrf
-from retrieval.lexical import LexicalDoc, LexicalIndex, match_expression, query_terms
-from sopilot.errors import InvalidQueryError
+from sopilot.core.errors import InvalidQueryError
+from sopilot.index.lexical import LexicalDoc, LexicalIndex, match_expression, query_terms
+from sopilot.retrieval.filters import chroma_where, normalize_filters
+from sopilot.retrieval.fusion import rrf
 
 
 def _doc(cid: str, text: str, **meta) -> LexicalDoc:

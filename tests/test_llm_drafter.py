@@ -12,11 +12,11 @@ import pytest
 from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
 from llama_index.core.llms import CustomLLM
 
-from retrieval.drafter import ExtractiveDrafter
-from retrieval.grounding import SupportChecker
-from retrieval.llm_drafter import LLMDrafter, build_messages
-from retrieval.search import SearchResult
-from sopilot.types import Draft, Passage
+from sopilot.core.types import Draft, Passage
+from sopilot.draft.extractive import ExtractiveDrafter
+from sopilot.draft.grounding import SupportChecker
+from sopilot.draft.llm_drafter import LLMDrafter, build_messages
+from sopilot.retrieval.search import SearchResult
 
 
 class ScriptedLLM(CustomLLM):
@@ -176,9 +176,9 @@ def test_long_passages_are_cut_at_a_word(chars: int) -> None:
 
 
 def test_an_unconfigured_model_is_a_clear_error(tmp_path) -> None:
-    from retrieval.llm import load_llm
-    from sopilot.errors import ConfigError
-    from sopilot.settings import Settings
+    from sopilot.core.errors import ConfigError
+    from sopilot.core.settings import Settings
+    from sopilot.draft.llm import load_llm
 
     with pytest.raises(ConfigError, match="SOPILOT_LLM_URL"):
         load_llm(Settings(drafter="llm"))

@@ -19,15 +19,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from ingest.run import current_kb_version, run_ingest
-from retrieval.drafter import open_drafter
-from retrieval.search import open_retriever
-from sopilot.settings import Settings
-from sopilot.types import Draft
 from tests.conftest import SAMPLE_SOPS, write_kb
 from tests.test_drafter import ESCALATION, TEMPLATED
 from tests.test_servers import _free_port
+
+from sopilot.core.settings import Settings
+from sopilot.core.types import Draft
+from sopilot.draft.factory import open_drafter
+from sopilot.ingest.run import current_kb_version, run_ingest
+from sopilot.retrieval.search import open_retriever
 
 pytestmark = pytest.mark.slow
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -202,7 +202,7 @@ def test_llama_cpp_backend_in_process(indexed: Settings, model_file: Path, embed
 
 
 def test_eval_run_with_language_model_judges(indexed: Settings, llm_server: str, embedder, tmp_path: Path) -> None:
-    from eval.evaluate import evaluate
+    from sopilot.eval.evaluate import evaluate
 
     testset = tmp_path / "t.jsonl"
     rows = [{"id": "q1", "question": QUESTIONS[2], "relevant": [{"path": "api/rate-limits.md", "heading": "HTTP 429"}]}]

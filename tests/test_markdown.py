@@ -1,6 +1,6 @@
 """Outline parsing: headings, anchors, blocks and their line ranges."""
 
-from ingest.markdown import heading_text, parse_outline, slugify
+from sopilot.ingest.markdown import heading_text, parse_outline, slugify
 
 
 def test_headings_anchors_and_lines() -> None:

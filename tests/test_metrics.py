@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eval.metrics import (
+from sopilot.eval.metrics import (
     HEADLINE_METRICS,
     abstention,
     answer_similarity,
@@ -471,7 +471,7 @@ def test_percentile_matches_numpy() -> None:
 
 
 def test_passage_lines_is_the_mean_span_of_the_top_k() -> None:
-    from eval.metrics import passage_lines
+    from sopilot.eval.metrics import passage_lines
 
     def p(start: int, end: int) -> dict:
         return {"start_line": start, "end_line": end}

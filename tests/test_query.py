@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.query import focus_query, strip_greeting, strip_noise, strip_sign_off
+from sopilot.retrieval.query import focus_query, strip_greeting, strip_noise, strip_sign_off
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.run import run_ingest
-from retrieval.embedder import resolve_model_path
-from retrieval.reranker import CrossEncoderReranker, load_reranker
-from retrieval.search import open_retriever
-from sopilot.errors import ConfigError
-from sopilot.settings import Settings
+from sopilot.core.errors import ConfigError
+from sopilot.core.settings import Settings
+from sopilot.index.embedder import resolve_model_path
+from sopilot.ingest.run import run_ingest
+from sopilot.retrieval.reranker import CrossEncoderReranker, load_reranker
+from sopilot.retrieval.search import open_retriever
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-
-from ingest.run import lexical_path, rebuild_lexical, run_ingest
-from retrieval.search import open_retriever
-from sopilot.cli.main import main
-from sopilot.errors import InvalidQueryError
-from sopilot.settings import Settings
 from tests.conftest import SAMPLE_SOPS, sop, write_kb
+
+from sopilot.cli.main import main
+from sopilot.core.errors import InvalidQueryError
+from sopilot.core.settings import Settings
+from sopilot.index.folder import lexical_path
+from sopilot.ingest.run import rebuild_lexical, run_ingest
+from sopilot.retrieval.search import open_retriever
 
 EXTRA = {
     "api/old-limits.md": sop(

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ingest.run import run_ingest
-from retrieval.search import Retriever
-from retrieval.store import VectorStore, make_client
-from sopilot.errors import StoreUnavailableError
-from sopilot.settings import Settings
 from tests.conftest import ROOT, sop, write_kb
+
+from sopilot.core.errors import StoreUnavailableError
+from sopilot.core.settings import Settings
+from sopilot.index.store import VectorStore, make_client
+from sopilot.ingest.run import run_ingest
+from sopilot.retrieval.search import Retriever
 
 
 def _free_port() -> int:

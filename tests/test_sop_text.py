@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.sop_text import key_facts_of, sentences_of, steps_of, table_rows_of
+from sopilot.draft.sop_text import key_facts_of, sentences_of, steps_of, table_rows_of
 
 WRAPPED = """An overturned audit is removed from the quality score in the nightly recompute at 02:00 UTC. The score in
 `My quality` changes the next morning, not when the dispute is closed.
@@ -121,7 +121,7 @@ def test_a_steps_short_code_block_stays_with_it_when_asked_for() -> None:
 
 
 def test_the_citation_of_a_step_ending_in_code_goes_on_its_first_line() -> None:
-    from retrieval.drafter import cite
+    from sopilot.draft.base import cite
 
     assert cite("Confirm:\n   ```bash\n   curl x\n   ```", 2) == "Confirm: [2]\n   ```bash\n   curl x\n   ```"
     assert cite("Reload the console.", 1) == "Reload the console. [1]"
@@ -160,9 +160,9 @@ def test_key_facts_are_prose_beside_the_list_that_states_a_limit_duration_or_cha
 
 
 def test_a_draft_states_the_key_facts_before_the_numbered_steps() -> None:
-    from retrieval.drafter import ExtractiveDrafter
-    from retrieval.search import SearchResult
-    from sopilot.types import Passage
+    from sopilot.core.types import Passage
+    from sopilot.draft.extractive import ExtractiveDrafter
+    from sopilot.retrieval.search import SearchResult
 
     text = "Links are valid for 24 hours and cannot be extended.\n\n1. Find the job in My exports.\n2. Click Run.\n"
     passage = Passage("c1", "data/exports.md", "Exports", ("Exports", "Resolution"), "resolution", 1, 5, text, 1.0)

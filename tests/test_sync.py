@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from ingest.manifest import Manifest
-from ingest.run import MANIFEST_FILE, run_ingest
-from ingest.sync import IngestReport
-from retrieval.store import VectorStore, make_client
-from sopilot.errors import EmbedderMismatchError
-from sopilot.settings import Settings
 from tests.conftest import sop, write_kb
+
+from sopilot.core.errors import EmbedderMismatchError
+from sopilot.core.settings import Settings
+from sopilot.index.store import VectorStore, make_client
+from sopilot.ingest.manifest import Manifest
+from sopilot.ingest.run import MANIFEST_FILE, run_ingest
+from sopilot.ingest.sync import IngestReport
 
 
 def _settings(tmp_path: Path, kb: Path, **extra) -> Settings:

@@ -1,0 +1,187 @@
+"""The Chroma vector store: embedded ``PersistentClient`` by default, a Chroma server when a URL is set.
+
+SOPilot always passes its own embeddings. The collection records which embedder made them and refuses
+another, so vectors of two models are never mixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from sopilot.core.errors import EmbedderMismatchError, IndexNotFoundError, StoreUnavailableError
+from sopilot.core.settings import Settings
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+SCHEMA = "sopilot-chunk-v1"
+_PAGE = 5000  # Chroma caps one call's batch size; page reads and writes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+def make_client(settings: Settings) -> ClientAPI:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises plain exceptions for connection failures
+            raise StoreUnavailableError(
+                f"cannot reach the Chroma server at {settings.chroma_url}: {exc}. "
+                "Start it (`chroma run --path DIR`) or unset SOPILOT_CHROMA_URL to use the embedded store"
+            ) from exc
+    path = settings.index_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class VectorStore:
+    """One Chroma collection of SOP chunks, tied to one embedder."""
+
+    def __init__(self, collection: Collection, embedder_name: str, dimension: int) -> None:
+        self._collection = collection
+        self.embedder_name = embedder_name
+        self.dimension = dimension
+
+    @classmethod
+    def open(
+        cls, client: ClientAPI, name: str, embedder_name: str, dimension: int, *, create: bool = True
+    ) -> VectorStore:
+        """Open (or create) the collection and refuse it if another embedder built it."""
+        metadata = {
+            "sopilot_embedder": embedder_name,
+            "sopilot_dimension": dimension,
+            "sopilot_schema": SCHEMA,
+        }
+        if create:
+            collection = client.get_or_create_collection(
+                name, metadata=metadata, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
+        else:
+            try:
+                collection = client.get_collection(name, embedding_function=None)
+            except Exception as exc:
+                raise IndexNotFoundError(
+                    f"no index named {name!r} yet: run `sopilot ingest` first to build it"
+                ) from exc
+        # get_or_create ignores new metadata on an existing collection: read back what it holds.
+        stored = collection.metadata or {}
+        have = (stored.get("sopilot_embedder"), stored.get("sopilot_dimension"))
+        if have != (embedder_name, dimension):
+            raise EmbedderMismatchError(
+                f"the index {name!r} was built with embedder {have[0]!r} ({have[1]} dimensions), but the "
+                f"settings ask for {embedder_name!r} ({dimension} dimensions). Re-index with "
+                "`sopilot ingest --rebuild` (or use another --index folder), "
+                f"or set SOPILOT_EMBEDDER={have[0]}"
+            )
+        return cls(collection, embedder_name, dimension)
+
+    @staticmethod
+    def drop(client: ClientAPI, name: str) -> None:
+        if any(c.name == name for c in client.list_collections()):
+            client.delete_collection(name)
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def ids(self) -> set[str]:
+        found: set[str] = set()
+        offset = 0
+        while True:
+            page = self._collection.get(include=[], limit=_PAGE, offset=offset)
+            found.update(page["ids"])
+            if len(page["ids"]) < _PAGE:
+                return found
+            offset += _PAGE
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        out: dict[str, StoredChunk] = {}
+        for part in _pages(list(ids)):
+            got = self._collection.get(ids=part, include=["documents", "metadatas"])
+            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+                out[cid] = StoredChunk(cid, doc or "", dict(meta or {}))
+        return out
+
+    def by_path(self, path: str) -> list[StoredChunk]:
+        """Every chunk of one SOP file, in file order."""
+        got = self._collection.get(where={"path": path}, include=["documents", "metadatas"])
+        chunks = [
+            StoredChunk(cid, doc or "", dict(meta or {}))
+            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+        ]
+        return sorted(chunks, key=lambda c: int(c.metadata.get("start_line", 0)))
+
+    def all_chunks(self) -> Iterator[StoredChunk]:
+        offset = 0
+        while True:
+            page = self._collection.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+            for cid, doc, meta in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True):
+                yield StoredChunk(cid, doc or "", dict(meta or {}))
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        if embeddings.shape[1:] != (self.dimension,):
+            raise EmbedderMismatchError(
+                f"vectors of shape {embeddings.shape} do not fit this index of {self.dimension} dimensions"
+            )
+        for start in range(0, len(ids), _PAGE):
+            end = start + _PAGE
+            self._collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=embeddings[start:end],
+                documents=list(texts[start:end]),
+                metadatas=list(metadatas[start:end]),  # type: ignore[arg-type]
+            )
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(ids), _PAGE):
+            end = start + _PAGE
+            self._collection.update(ids=list(ids[start:end]), metadatas=list(metadatas[start:end]))  # type: ignore[arg-type]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for part in _pages(list(ids)):
+            self._collection.delete(ids=part)
+
+    def nearest(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The ``n`` nearest chunk ids with their cosine distance: no documents or metadata read."""
+        if n <= 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[embedding], n_results=n, where=where or None, include=["distances"]
+        )
+        ids = result["ids"][0]
+        dists = (result["distances"] or [[]])[0]
+        return [(cid, float(dist)) for cid, dist in zip(ids, dists, strict=True)]
+
+
+def _pages(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _PAGE):
+        yield items[start : start + _PAGE]

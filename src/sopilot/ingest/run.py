@@ -1,0 +1,74 @@
+"""Wiring for one ingest run: open the index the settings name and sync the KB into it."""
+
+from __future__ import annotations
+
+from sopilot.core.settings import Settings
+from sopilot.index.embedder import Embedder
+from sopilot.index.folder import open_lexical
+from sopilot.index.lexical import to_lexical
+from sopilot.index.store import VectorStore, make_client
+from sopilot.ingest.manifest import Manifest
+from sopilot.ingest.sync import IngestReport, Syncer
+
+MANIFEST_FILE = "manifest.sqlite3"
+
+
+def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True) -> IngestReport:
+    """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder)."""
+    client = make_client(settings)
+    manifest = Manifest(settings.index_dir / MANIFEST_FILE)
+    lexical = open_lexical(settings)
+    try:
+        if rebuild:
+            VectorStore.drop(client, settings.collection)
+            manifest.clear()
+            lexical.clear()
+        store = VectorStore.open(client, settings.collection, embedder.name, embedder.dimension)
+        syncer = Syncer(
+            settings.kb_dir,
+            store,
+            manifest,
+            embedder,
+            max_file_bytes=settings.max_file_bytes,
+            chunk_max_tokens=settings.chunk_max_tokens,
+            ignore=tuple(settings.ignore),
+            embed_group=settings.embed_group,
+            lexical=lexical,
+            progress=progress,
+        )
+        return syncer.run()
+    finally:
+        manifest.close()
+        lexical.close()
+
+
+def current_kb_version(settings: Settings) -> str:
+    """The KB version the index was last synced to (empty before the first ingest)."""
+    from sopilot.ingest.sync import kb_version
+
+    path = settings.index_dir / MANIFEST_FILE
+    if not path.is_file():
+        return ""
+    manifest = Manifest(path)
+    try:
+        return kb_version(manifest.files().values())
+    finally:
+        manifest.close()
+
+
+def rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> int:
+    """Rebuild the lexical index from what the store holds; returns the number of chunks."""
+    store = VectorStore.open(make_client(settings), settings.collection, embedder_name, dimension, create=False)
+    lexical = open_lexical(settings)
+    try:
+        lexical.clear()
+        batch = []
+        for chunk in store.all_chunks():
+            batch.append(to_lexical(chunk.id, chunk.text, chunk.metadata))
+            if len(batch) >= 2000:
+                lexical.upsert(batch)
+                batch = []
+        lexical.upsert(batch)
+        return lexical.count()
+    finally:
+        lexical.close()

@@ -1,0 +1,350 @@
+"""Search: a question in, ranked SOP passages and a coverage decision out.
+
+validate -> dense top-N (Chroma) and lexical top-N (FTS5), same filters -> reciprocal rank fusion ->
+optional reranker -> merge chunks of one section, at most N passages per SOP -> coverage decision.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol
+
+from sopilot.core.errors import InvalidQueryError
+from sopilot.core.settings import Settings
+from sopilot.core.types import HEADING_SEPARATOR, Passage
+from sopilot.index.embedder import Embedder
+from sopilot.index.lexical import FILTER_OVERFETCH, ChunkFacts, LexicalIndex, keep_passing, query_terms
+from sopilot.index.store import StoredChunk, VectorStore, make_client
+from sopilot.retrieval.coverage import UNKNOWN_SCORE, decide
+from sopilot.retrieval.filters import chroma_where, normalize_filters
+from sopilot.retrieval.fusion import rrf
+from sopilot.retrieval.query import focus_query
+
+MAX_QUERY_CHARS = 20_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Reranker(Protocol):
+    """Re-scores (question, passage text) pairs; higher is better."""
+
+    name: str
+
+    def score(self, query: str, texts: list[str]) -> list[float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    candidate_depth: int = 50  # candidates taken from each list
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    max_per_sop: int = 0
+    rerank_depth: int = 30
+    descriptive_weight: float = 0.7  # score factor for sections that describe rather than solve
+    descriptive_headings: str = ""  # regex on the last heading of such sections
+    covered_min_dense: float = 0.515  # coverage thresholds, calibrated (docs/retrieval.md)
+    covered_min_terms: float = 0.55
+    covered_min_unknown: int = 2  # flagged only with this many question terms in no SOP (0: not used)
+    query_cleanup: str = "both"  # greeting, sign-off, log noise out before: off | lexical | both (and dense)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchParams:
+        """Every field has the name of its setting."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    query: str
+    passages: list[Passage]
+    covered: bool | None = None
+    reason: str = ""
+    filters: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "covered": self.covered,
+            "reason": self.reason,
+            "filters": self.filters,
+            "passages": [p.to_dict() for p in self.passages],
+        }
+
+
+def clean_query(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
+    """Control characters out, whitespace folded, length capped; an empty result is refused."""
+    if not isinstance(query, str):
+        raise InvalidQueryError(f"query must be text, got {type(query).__name__}")
+    text = " ".join(_CONTROL.sub(" ", query).split())[:max_chars]
+    if not text:
+        raise InvalidQueryError("query is empty: type the user's question")
+    return text
+
+
+def check_k(k: int, max_k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= max_k:
+        raise InvalidQueryError(f"k must be a whole number from 1 to {max_k}, got {k!r}")
+    return k
+
+
+def to_passage(chunk: StoredChunk, scores: dict[str, float], score: float) -> Passage:
+    meta = chunk.metadata
+    heading = str(meta.get("heading_path", ""))
+    return Passage(
+        chunk_id=chunk.id,
+        path=str(meta.get("path", "")),
+        title=str(meta.get("title", "")),
+        heading_path=tuple(heading.split(HEADING_SEPARATOR)) if heading else (),
+        anchor=str(meta.get("anchor", "")),
+        start_line=int(meta.get("start_line", 0)),
+        end_line=int(meta.get("end_line", 0)),
+        text=chunk.text,
+        score=score,
+        scores=scores,
+        metadata=meta,
+    )
+
+
+class Retriever:
+    """Hybrid retrieval over one index: what agents, the API and evaluation all call."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        lexical: LexicalIndex | None,
+        embedder: Embedder,
+        params: SearchParams | None = None,
+        *,
+        reranker: Reranker | None = None,
+        max_k: int = 100,
+    ) -> None:
+        self._store = store
+        self._lexical = lexical
+        self._embedder = embedder
+        self._params = params or SearchParams()
+        self._reranker = reranker
+        self._max_k = max_k
+
+    @property
+    def store(self) -> VectorStore:
+        return self._store
+
+    def warm(self) -> dict[str, int]:
+        """Load what the first questions would otherwise wait for (the lexical postings); for a serving process
+        at start, before its first question. Returns what was loaded."""
+        return {"lexical_tokens": self._lexical.warm() if self._lexical is not None else 0}
+
+    def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> SearchResult:
+        text = clean_query(query)
+        k = check_k(k, self._max_k)
+        active = normalize_filters(filters)
+        p = self._params
+        focus = clean_query(focus_query(query)) if p.query_cleanup != "off" else text
+        depth = max(p.candidate_depth, k * 3)
+        dense_text = focus if p.query_cleanup == "both" else text
+        lexical = self._lexical.search(focus, depth, active) if self._lexical is not None else []
+        vector = self._embedder.embed_query(dense_text)
+        dense, facts = self._dense(vector, depth, active, [cid for cid, _ in lexical])
+        fused = rrf(
+            {"dense": [cid for cid, _ in dense], "lexical": [cid for cid, _ in lexical]},
+            {"dense": p.dense_weight, "lexical": p.lexical_weight},
+            k=p.rrf_k,
+        )
+        read: dict[str, StoredChunk] = {}  # chunks read from the store in this search, by id
+        candidates = {cid for cid, _ in dense} | {f.id for f in fused[:depth]}
+        chunks = self._outlines(candidates, facts, read)
+        similarity = {cid: round(1.0 - distance, 6) for cid, distance in dense}
+        bm25 = dict(lexical)
+        passages = []
+        for f in fused:
+            chunk = chunks.get(f.id)
+            if chunk is None:
+                continue
+            scores: dict[str, float] = {"fused": round(f.score, 6)}
+            if f.id in similarity:
+                scores["dense"] = similarity[f.id]
+            if f.id in bm25:
+                scores["lexical"] = round(bm25[f.id], 4)
+            scores.update({f"{name}_rank": float(rank) for name, rank in f.ranks.items()})
+            passages.append(to_passage(chunk, scores, round(f.score, 6)))
+        if p.descriptive_weight != 1.0 and p.descriptive_headings:
+            passages = _demote_descriptive(passages, p.descriptive_headings, p.descriptive_weight)
+        if self._reranker is not None and passages:
+            head = self._read(passages[: p.rerank_depth], read)
+            passages = self._rerank(text, head + passages[p.rerank_depth :])
+        passages = self._read_head(passages, k, read)
+        passages = _limit_per_sop(_merge_sections(passages), p.max_per_sop)[:k]
+        unknown = self._lexical.unknown_terms(query_terms(focus)) if self._lexical is not None else []
+        covered, reason = decide(
+            focus, passages, p.covered_min_dense, p.covered_min_terms, unknown, p.covered_min_unknown
+        )
+        if passages:  # the evidence travels with the result, for calibration
+            passages[0] = _replace_score(
+                passages[0], passages[0].score, {**passages[0].scores, UNKNOWN_SCORE: float(len(unknown))}
+            )
+        return SearchResult(text, passages, covered, reason, active)
+
+    def _dense(
+        self, vector: Any, depth: int, active: dict[str, list[str]], also: list[str]
+    ) -> tuple[list[tuple[str, float]], dict[str, ChunkFacts]]:
+        """The ``depth`` nearest ids under the filters, and the facts of those ids and of ``also``.
+
+        With a status filter alone (the default: active SOPs only), the store is asked for ``FILTER_OVERFETCH`` times
+        the depth without a filter and the lexical index's facts filter the ids: a filtered store query reads
+        the metadata of every chunk that matches, which grows with the index. When too few ids pass, or the
+        facts miss an id, the store's own filtered query answers instead.
+        """
+        where = chroma_where(active)
+        if self._lexical is None:
+            return self._store.nearest(vector, depth, where), {}
+        post = where is not None and set(active) == {"status"}
+        n = depth * FILTER_OVERFETCH if post else depth
+        nearest = self._store.nearest(vector, n, None if post else where)
+        facts = self._lexical.facts([cid for cid, _ in nearest] + also, active)
+        if not post:
+            return nearest, facts
+        kept = keep_passing(nearest, facts, depth, n)
+        if kept is not None:
+            return kept, facts
+        nearest = self._store.nearest(vector, depth, where)
+        facts.update(self._lexical.facts([cid for cid, _ in nearest if cid not in facts], active))
+        return nearest, facts
+
+    def _outlines(
+        self, ids: set[str], facts: dict[str, ChunkFacts], read: dict[str, StoredChunk]
+    ) -> dict[str, StoredChunk]:
+        """Candidates without their text: section fields from the facts; chunks the facts miss are read."""
+        missing = [cid for cid in ids if cid not in facts]
+        read.update(self._store.get(missing) if missing else {})
+        outlines = {
+            cid: StoredChunk(cid, "", {"path": f.path, "anchor": f.anchor, "heading_path": f.heading_path})
+            for cid, f in facts.items()
+            if cid in ids
+        }
+        return outlines | {cid: read[cid] for cid in missing if cid in read}
+
+    def _read(self, passages: list[Passage], read: dict[str, StoredChunk]) -> list[Passage]:
+        """The passages with their text and metadata from the store; chunks the store no longer holds drop out."""
+        missing = [p.chunk_id for p in passages if p.chunk_id not in read]
+        read.update(self._store.get(missing) if missing else {})
+        return [to_passage(read[p.chunk_id], p.scores, p.score) for p in passages if p.chunk_id in read]
+
+    def _read_head(self, passages: list[Passage], k: int, read: dict[str, StoredChunk]) -> list[Passage]:
+        """Read only the chunks of the sections the first ``k`` passages will hold, in rank order."""
+        while True:
+            head = _head_ids(passages, k, self._params.max_per_sop)
+            wanted = [p for p in passages if p.chunk_id in head]
+            got = self._read(wanted, read)
+            if len(got) == len(wanted):
+                return got
+            passages = [p for p in passages if p.chunk_id in read or p.chunk_id not in head]
+
+    def _rerank(self, query: str, passages: list[Passage]) -> list[Passage]:
+        assert self._reranker is not None
+        head = passages[: self._params.rerank_depth]
+        scores = self._reranker.score(query, [p.text for p in head])
+        rescored = [
+            _replace_score(p, float(s), {**p.scores, "rerank": round(float(s), 6)})
+            for p, s in zip(head, scores, strict=True)
+        ]
+        rescored.sort(key=lambda p: -p.score)
+        return rescored + passages[self._params.rerank_depth :]
+
+
+def _demote_descriptive(passages: list[Passage], pattern: str, weight: float) -> list[Passage]:
+    """Users describe symptoms; answers live in the steps. Sections that only describe rank lower."""
+    matcher = re.compile(pattern, re.IGNORECASE)
+    out = []
+    for p in passages:
+        if p.heading_path and len(p.heading_path) > 1 and matcher.search(p.heading_path[-1]):
+            p = _replace_score(p, p.score * weight, {**p.scores, "descriptive": weight})
+        out.append(p)
+    return sorted(out, key=lambda p: -p.score)
+
+
+def _replace_score(p: Passage, score: float, scores: dict[str, float]) -> Passage:
+    return replace(p, score=score, scores=scores)
+
+
+def _section_key(p: Passage) -> tuple[str, str, str]:
+    return (p.path, p.anchor, HEADING_SEPARATOR.join(p.heading_path))
+
+
+def _head_ids(passages: list[Passage], k: int, limit: int) -> set[str]:
+    """Chunk ids of the first ``k`` sections that merging and the per-SOP limit will keep, in rank order."""
+    sections: dict[tuple[str, str, str], list[str]] = {}
+    for p in passages:
+        sections.setdefault(_section_key(p), []).append(p.chunk_id)
+    per_sop: dict[str, int] = {}
+    ids: set[str] = set()
+    taken = 0
+    for (path, _, _), members in sections.items():
+        per_sop[path] = per_sop.get(path, 0) + 1
+        if limit > 0 and per_sop[path] > limit:
+            continue
+        ids.update(members)
+        taken += 1
+        if taken == k:
+            break
+    return ids
+
+
+def _merge_sections(passages: list[Passage]) -> list[Passage]:
+    """Chunks of one section become one passage, at the rank of its best chunk, text in file order."""
+    groups: dict[tuple[str, str, str], list[Passage]] = {}
+    order: list[tuple[str, str, str]] = []
+    for p in passages:
+        key = _section_key(p)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(p)
+    merged = []
+    for key in order:
+        parts = groups[key]
+        if len(parts) == 1:
+            merged.append(parts[0])
+            continue
+        best = parts[0]
+        ordered = sorted(parts, key=lambda p: p.start_line)
+        scores = dict(best.scores)
+        scores["merged_chunks"] = float(len(parts))
+        merged.append(
+            replace(
+                best,
+                start_line=ordered[0].start_line,
+                end_line=max(p.end_line for p in parts),
+                text="\n\n".join(p.text for p in ordered),
+                scores=scores,
+            )
+        )
+    return merged
+
+
+def _limit_per_sop(passages: list[Passage], limit: int) -> list[Passage]:
+    if limit <= 0:
+        return passages
+    seen: dict[str, int] = {}
+    kept = []
+    for p in passages:
+        seen[p.path] = seen.get(p.path, 0) + 1
+        if seen[p.path] <= limit:
+            kept.append(p)
+    return kept
+
+
+def open_retriever(settings: Settings, embedder: Embedder, reranker: Reranker | None = None) -> Retriever:
+    """The retriever agents use, over the index the settings name (which must exist)."""
+    from sopilot.index.folder import lexical_path, open_lexical
+    from sopilot.retrieval.reranker import load_reranker
+
+    reranker = reranker or load_reranker(settings.reranker, settings.device)
+
+    store = VectorStore.open(
+        make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
+    )
+    lexical = open_lexical(settings) if lexical_path(settings).is_file() else None
+    return Retriever(
+        store, lexical, embedder, SearchParams.from_settings(settings), reranker=reranker, max_k=settings.max_k
+    )
