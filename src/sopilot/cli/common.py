@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def load_embedder(settings: Settings) -> Any:
         settings.embedder,
         device=settings.device,
         batch_size=settings.embed_batch_size,
-        query_runtime=settings.query_runtime,
+        runtime=settings.runtime,
         onnx_cache=settings.index_dir / "models",
         query_threads=settings.query_threads,
     )
@@ -54,13 +55,11 @@ def print_json(data: Any) -> None:
 
 
 def quiet_libraries() -> None:
-    """Library chatter (weight-loading bars, warnings) stays off the user's terminal."""
+    """Library chatter (weight-loading bars, warnings) stays off the user's terminal.
+
+    Hugging Face libraries read their verbosity from the environment when they are first imported, so
+    nothing is imported here: a command that never loads a model never pays for transformers' import."""
     for name in ("transformers", "sentence_transformers", "chromadb", "httpx", "bm25s", "llama_index"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

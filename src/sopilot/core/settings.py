@@ -84,10 +84,11 @@ class Settings(BaseSettings):
     )
     max_k: int = Field(100, ge=1, le=1000)
     device: str = Field("cpu", description="Torch device for the models.")
-    query_runtime: Literal["onnx", "torch"] = Field(
+    runtime: Literal["onnx", "torch"] = Field(
         "onnx",
-        description="What embeds a question: ONNX Runtime running an export of the embedder (made once, checked "
-        "against the model and kept under the index folder's models/), or PyTorch.",
+        description="What runs the embedder, for questions and documents: ONNX Runtime running an export of it "
+        "(made once, checked against the model and kept under the index folder's models/; no PyTorch is "
+        "loaded once it is there), or PyTorch.",
     )
     query_threads: int = Field(
         2,

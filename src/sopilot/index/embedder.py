@@ -19,7 +19,7 @@ from sopilot.core.settings import DEFAULT_EMBEDDER
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from sopilot.index.onnx_query import OnnxQueryEncoder
+    from sopilot.index.onnx_encoder import OnnxEncoder
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,11 @@ def resolve_model_path(name: str) -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU, normalised embeddings, its own tokenizer for counting.
 
-    Documents are embedded in batches by PyTorch. Questions go through ONNX Runtime when ``query_runtime`` is
-    "onnx" (an export of the same model, checked to agree with it; ``onnx_cache`` keeps it between runs), and
-    through PyTorch otherwise, or when the model cannot be exported (logged). The export is opened at the
-    first question, so that a process that only ingests never makes it.
+    With ``runtime`` "onnx" (the default) questions and documents are embedded by ONNX Runtime from an export
+    of the same model, checked to agree with it and kept in ``onnx_cache``: once it is there, no process loads
+    PyTorch to embed. The export is made at the first text to embed; PyTorch embeds when ``runtime`` is "torch"
+    or the model cannot be exported (logged). Dimension, window and token counts come from the model folder's
+    files, so a process that embeds nothing (a sync with nothing new) loads no model at all.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class SentenceTransformerEmbedder:
         name: str = DEFAULT_EMBEDDER,
         device: str = "cpu",
         batch_size: int = 32,
-        query_runtime: str = "onnx",
+        runtime: str = "onnx",
         onnx_cache: Path | None = None,
         query_threads: int = 2,
     ) -> None:
@@ -91,8 +92,8 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._query_threads = query_threads
         self._onnx_cache = onnx_cache
-        self._onnx: OnnxQueryEncoder | None = None
-        self._runtime: str | None = None if query_runtime == "onnx" else "torch"  # None: not opened yet
+        self._onnx: OnnxEncoder | None = None
+        self._runtime: str | None = None if runtime == "onnx" else "torch"  # None: not opened yet
         self._opening = threading.Lock()
         self._loading = threading.Lock()
         self._model: SentenceTransformer | None = None
@@ -105,7 +106,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def model(self) -> SentenceTransformer:
-        """The sentence-transformers model, loaded at first use: an ingest with nothing to embed never loads it."""
+        """The sentence-transformers model, loaded at first use (never, once the ONNX export is cached)."""
         if self._model is None:
             with self._loading:
                 if self._model is None:
@@ -116,21 +117,32 @@ class SentenceTransformerEmbedder:
 
     @property
     def loaded(self) -> bool:
+        """Whether the PyTorch model has been loaded in this process."""
         return self._model is not None
 
     @property
-    def query_runtime(self) -> str:
-        """What embeds questions: "onnx", or "torch" (asked for, or the export failed). Opens the export."""
+    def runtime(self) -> str:
+        """What embeds: "onnx", or "torch" (asked for, or the export failed). Opens the export."""
         if self._runtime is None:
             with self._opening:
                 if self._runtime is None:
-                    self._onnx = _onnx_or_none(self.model, self._path, self._onnx_cache, self._query_threads)
+                    self._onnx = _onnx_or_none(
+                        self._path, self._onnx_cache, lambda: self.model, self.max_tokens, self._query_threads
+                    )
                     self._runtime = "onnx" if self._onnx is not None else "torch"
         return self._runtime
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Batches of ``batch_size`` texts, in order of length so that a batch pads little."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.runtime == "onnx" and self._onnx is not None:
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+            for start in range(0, len(order), self._batch_size):
+                batch = order[start : start + self._batch_size]
+                out[batch] = self._onnx.encode([texts[i] for i in batch], "document")
+            return out
         vectors = self.model.encode_document(
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
@@ -139,8 +151,8 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """One question, on ``query_threads`` threads (PyTorch's process-wide setting is set for the call and
         restored; ONNX Runtime's session has its own). Words past the model's window are cut first."""
-        if self.query_runtime == "onnx" and self._onnx is not None:
-            return self._onnx.encode(window(text, self.max_tokens))
+        if self.runtime == "onnx" and self._onnx is not None:
+            return self._onnx.encode([window(text, self.max_tokens)], "query")[0]
         with _torch_threads(self._query_threads):
             vector = self.model.encode_query(
                 window(text, self.max_tokens), normalize_embeddings=True, convert_to_numpy=True
@@ -234,13 +246,15 @@ def _token_counter(model: SentenceTransformer) -> Callable[[Sequence[str]], list
     return lambda texts: [len(ids) for ids in slow(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def _onnx_or_none(model: SentenceTransformer, path: Path, cache: Path | None, threads: int) -> OnnxQueryEncoder | None:
-    from sopilot.index.onnx_query import open_onnx_encoder
+def _onnx_or_none(
+    path: Path, cache: Path | None, load: Callable[[], SentenceTransformer], max_tokens: int, threads: int
+) -> OnnxEncoder | None:
+    from sopilot.index.onnx_encoder import open_onnx_encoder
 
     try:
-        return open_onnx_encoder(model, path, cache, threads)
+        return open_onnx_encoder(path, cache, load, max_tokens, threads)
     except (ConfigError, ImportError) as exc:
-        log.warning("questions are embedded by PyTorch: %s", exc)
+        log.warning("the embedder runs on PyTorch: %s", exc)
         return None
 
 
@@ -248,7 +262,7 @@ def load_embedder(
     name: str,
     device: str = "cpu",
     batch_size: int = 32,
-    query_runtime: str = "onnx",
+    runtime: str = "onnx",
     onnx_cache: Path | None = None,
     query_threads: int = 2,
 ) -> Embedder:
@@ -256,7 +270,7 @@ def load_embedder(
         name,
         device=device,
         batch_size=batch_size,
-        query_runtime=query_runtime,
+        runtime=runtime,
         onnx_cache=onnx_cache,
         query_threads=query_threads,
     )
