@@ -1,1 +1,3 @@
-"""core"""
+"""Shared core: the vocabulary (types), the one settings object and the errors users see.
+
+Imports nothing of SOPilot."""

@@ -1,1 +1,1 @@
-"""draft"""
+"""Drafting: replies an agent reviews, written from ranked passages with a citation on every claim."""

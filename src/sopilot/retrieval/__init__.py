@@ -1,1 +1,1 @@
-"""Retrieval: the embedder, the vector store and search over them."""
+"""Retrieval: a question in, ranked SOP passages and a coverage decision out (hybrid search, fusion, coverage)."""
