@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--tone", choices=["user", "internal"], default="user", help="tone of the drafted replies")
     run.add_argument(
+        "--half",
+        choices=["all", "dev", "test"],
+        default="all",
+        help="questions of one half only: dev (study and debug on it) or test (only score it); fixed by question id",
+    )
+    run.add_argument(
         "--drafter", choices=["extractive", "llm"], default=None, help="drafter of the replies (default: settings)"
     )
     run.add_argument(
@@ -106,6 +112,7 @@ def run_eval(args: argparse.Namespace) -> int:
         tone=args.tone,
         judge=args.judge,
         progress=not args.quiet,
+        half=args.half,
     )
     if args.json:
         print_json(metrics)

@@ -11,7 +11,7 @@ from sopilot.core.settings import Settings
 from sopilot.eval.metrics import compute_metrics
 from sopilot.eval.report import write_reports
 from sopilot.eval.runner import Answer, RunInfo, SearchFn, resolve_relevant, run_questions, write_run
-from sopilot.eval.testset import load_testset
+from sopilot.eval.testset import load_testset, select_half
 from sopilot.index.embedder import Embedder
 from sopilot.ingest.run import run_ingest
 from sopilot.retrieval.search import open_retriever
@@ -54,13 +54,14 @@ def evaluate(
     tone: Literal["user", "internal"] = "user",
     judge: bool = False,
     progress: bool = True,
+    half: str = "all",
 ) -> dict[str, Any]:
     """Run the test set; write run.jsonl, metrics.json and the reports; return the metrics.
 
     ``judge`` adds llama-index's language-model judges of the drafts (``sopilot.eval.judges``), with the model of the
-    ``SOPILOT_LLM_*`` settings.
+    ``SOPILOT_LLM_*`` settings. ``half`` keeps the dev or the test half of the questions (``half_of``).
     """
-    questions = load_testset(testset)  # a malformed line stops here, before any work
+    questions = select_half(load_testset(testset), half)  # a malformed line stops here, before any work
     relevant = resolve_relevant(questions, settings.kb_dir)
     report = run_ingest(settings, embedder, progress=progress)
     if report.problems:
@@ -70,6 +71,7 @@ def evaluate(
     )
     extra: dict[str, Any] = {"embedder": embedder.name, "kb_version": report.kb_version, "chunks": report.chunks}
     extra["drafter"] = settings.drafter
+    extra["half"] = half
     if judge:
         from sopilot.draft.llm import describe_llm, load_llm
         from sopilot.eval.judges import judge_records

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sopilot.core.errors import SopilotError
 from sopilot.ingest.frontmatter import blank_front_matter
@@ -105,6 +106,21 @@ def load_testset(path: Path) -> list[Question]:
     if not questions:
         raise TestSetError(f"test set {path} holds no questions")
     return questions
+
+
+Half = Literal["all", "dev", "test"]
+
+
+def half_of(question_id: str) -> str:
+    """The half a question belongs to, fixed by its id: "dev" (study it, debug on it) or "test" (only score
+    it). A hash, not the order in the file, so that adding questions never moves old ones between halves."""
+    return "dev" if hashlib.sha256(question_id.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def select_half(questions: list[Question], half: str) -> list[Question]:
+    if half not in ("all", "dev", "test"):
+        raise TestSetError(f"half must be all, dev or test, got {half!r}")
+    return questions if half == "all" else [q for q in questions if half_of(q.id) == half]
 
 
 @dataclass(frozen=True, slots=True)
