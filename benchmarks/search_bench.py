@@ -53,6 +53,7 @@ STAGES: list[tuple[Any, str, str]] = [
     (VectorStore, "get", "fetch documents"),
     (search_module, "rrf", "fusion"),
     (search_module, "_demote_descriptive", "demotion"),
+    (search_module, "_weigh_roles", "role weights"),
     (search_module, "_merge_sections", "merging"),
     (LexicalIndex, "unknown_terms", "unknown terms"),
     (search_module, "decide", "coverage"),

@@ -139,3 +139,14 @@ def write_kb(root: Path, files: dict[str, str | bytes]) -> Path:
 @pytest.fixture
 def sample_kb(tmp_path: Path) -> Path:
     return write_kb(tmp_path / "kb", dict(SAMPLE_SOPS))
+
+
+@pytest.fixture(scope="session")
+def shipped_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder):
+    """The shipped KB ingested once per session into a temp index (the real model and Chroma)."""
+    from sopilot.core.settings import Settings
+    from sopilot.ingest.run import run_ingest
+
+    settings = Settings(kb_dir=ROOT / "kb", index_dir=tmp_path_factory.mktemp("shipped") / "index")
+    run_ingest(settings, embedder, progress=False)
+    return settings

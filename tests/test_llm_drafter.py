@@ -184,3 +184,40 @@ def test_an_unconfigured_model_is_a_clear_error(tmp_path) -> None:
         load_llm(Settings(drafter="llm"))
     with pytest.raises(ConfigError, match="GGUF model file"):
         load_llm(Settings(drafter="llm", llm_backend="llama-cpp", llm_model=str(tmp_path / "missing.gguf")))
+
+
+def _with_role(p: Passage, role: str) -> Passage:
+    return Passage(**{**{f: getattr(p, f) for f in p.__dataclass_fields__}, "metadata": {**p.metadata, "role": role}})
+
+
+def test_a_user_reply_is_written_from_no_agent_only_section() -> None:
+    from sopilot.draft.llm_drafter import prompt_passages
+
+    close_out = _with_role(passage(3, "access/locked.md", "Close-out", "Ticket note: unlocked, time."), "internal")
+    escalation = _with_role(passage(4, "access/locked.md", "Escalation", "Post in #identity-oncall."), "escalate")
+    fix = _with_role(PASSAGES[0], "resolve")
+    ranked = [close_out, escalation, fix]
+    assert prompt_passages(ranked, "user", 4) == [fix]
+    assert prompt_passages(ranked, "internal", 2) == [close_out, escalation]
+    llm = ScriptedLLM(reply="Hi! Click Unlock account [1].", prompts=[])
+    user = LLMDrafter(
+        llm, SupportChecker(None), ExtractiveDrafter(tone="user"), model="scripted", tone="user", min_supported=0.5
+    )
+    user.draft("locked out", SearchResult("locked out", ranked, True, ""))
+    assert "Ticket note" not in llm.prompts[0] and "#identity-oncall" not in llm.prompts[0]
+    assert "(resolve section)" in llm.prompts[0]
+
+
+def test_a_user_reply_that_names_an_internal_channel_falls_back() -> None:
+    llm = ScriptedLLM(reply="Click Unlock account [1]. Then ask in #identity-oncall [1].", prompts=[])
+    user = LLMDrafter(
+        llm,
+        SupportChecker(None, min_lexical=0.3),
+        ExtractiveDrafter(tone="user"),
+        model="m",
+        tone="user",
+        min_supported=0.5,
+    )
+    draft = user.draft("locked out", COVERED)
+    assert draft.provenance["fallback_reason"] == "the reply names an internal channel (#identity-oncall)"
+    assert "#identity-oncall" not in draft.text

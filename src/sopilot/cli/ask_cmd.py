@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     print_draft(draft)
     print("\nPassages:")
     for rank, p in enumerate(result.passages, 1):
-        print(f"  {rank}. {p.title} > {' > '.join(p.heading_path[1:]) or '(top)'}  {p.link}  [{p.score:.4f}]")
+        role = f" ({p.role})" if p.role else ""
+        print(f"  {rank}. {p.title} > {' > '.join(p.heading_path[1:]) or '(top)'}{role}  {p.link}  [{p.score:.4f}]")
     return 0
 
 

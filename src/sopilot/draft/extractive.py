@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sopilot.core.types import Citation, Draft, DraftSentence, Escalation, Passage
+from sopilot.core.types import AGENT_ONLY_ROLES, Citation, Draft, DraftSentence, Escalation, Passage, Role
 from sopilot.draft.base import Tone, citation_for, cite, escalation_line, escalation_of
 from sopilot.draft.sop_text import SENTENCE_BOUNDARY, key_facts_of, plain, sentences_of, steps_of, table_rows_of
 from sopilot.index.lexical import words_of
@@ -29,11 +29,7 @@ _WANTS_WORKAROUND = re.compile(
     r"until (it|this|that|then|they|we|he|she)\b|any other way|another way)",
     re.IGNORECASE,
 )
-_DIAGNOSTIC = re.compile(r"^(checks?|diagnos\w*|triage|symptoms?|summary)\b", re.IGNORECASE)
-_RESOLVING = re.compile(r"^(resolution|fix|procedure|steps|how to|(quick )?workaround)\b", re.IGNORECASE)
-_ESCALATION_HEADING = re.compile(r"\bescalat", re.IGNORECASE)
 _CHANNEL = re.compile(r"(?<![\w&/])#[a-z][a-z0-9_-]+")  # a chat channel, not a Markdown heading or an anchor
-_TEMPLATE = re.compile(r"reply template|user reply|message template", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +71,9 @@ class ExtractiveDrafter:
     def draft(self, question: str, result: SearchResult) -> Draft:
         if not result.covered or not result.passages:
             return self._abstain(result)
-        primary = _procedure(result.passages)
+        primary = _procedure(result.passages, self._tone)
+        if primary is None:  # every passage is for the agent (whom to page, what to note): nothing to quote
+            return self._hand_over(result)
         template = self._template(primary) if self._tone == "user" else None
         if template is not None:
             claims = template
@@ -151,7 +149,7 @@ class ExtractiveDrafter:
         if self._sop_passages is None:
             return None
         for p in self._sop_passages(primary.path):
-            if p.heading_path and _TEMPLATE.search(p.heading_path[-1]):
+            if p.role == Role.TEMPLATE:
                 body = _fenced_or_quoted(p.text)
                 sentences = [s for s in SENTENCE_BOUNDARY.split(plain(body)) if s.strip()]
                 if sentences and restates(body, primary) >= self._template_min_overlap:
@@ -165,7 +163,7 @@ class ExtractiveDrafter:
         if self._sop_passages is None:
             return None, None
         for p in self._sop_passages(primary.path):
-            if p.heading_path and _ESCALATION_HEADING.search(p.heading_path[-1]):
+            if p.role == Role.ESCALATE:
                 items = steps_of(p.text) or sentences_of(p.text) or table_rows_of(p.text)
                 first = next((item for item in items if not item.rstrip().endswith(":")), "")  # not a lead-in
                 if first:
@@ -174,9 +172,10 @@ class ExtractiveDrafter:
                     return escalation, _Claim(first, p, label=f"Escalation ({p.heading_path[-1]}): ", role="escalation")
         return None, None
 
-    @staticmethod
-    def _workaround(primary: Passage, passages: Sequence[Passage]) -> _Claim | None:
+    def _workaround(self, primary: Passage, passages: Sequence[Passage]) -> _Claim | None:
         for p in passages[1:]:
+            if self._tone == "user" and p.role in AGENT_ONLY_ROLES:
+                continue
             if p.path == primary.path and p.heading_path and _WORKAROUND.search(p.heading_path[-1]):
                 first = (steps_of(p.text) or sentences_of(p.text) or [""])[0]
                 if first:
@@ -197,8 +196,9 @@ class ExtractiveDrafter:
         if self._escalation is not None:
             first = " ".join(sentences_of(self._escalation.text)[:3]) or plain(self._escalation.text)[:300]
             citations = (citation_for(1, self._escalation, first, "escalation"),)
-            sentences = (DraftSentence(f"{first} [1]", (1,)),)
-            text += f"\n\nEscalation process: {first} [1]"
+            if self._tone == "internal":  # the agent reads the process; the user is never quoted it
+                sentences = (DraftSentence(f"{first} [1]", (1,)),)
+                text += f"\n\nEscalation process: {first} [1]"
         return Draft(
             text=text,
             covered=False,
@@ -206,6 +206,22 @@ class ExtractiveDrafter:
             citations=citations,
             abstention_reason=reason,
             provenance=self._provenance_for(result.passages),
+        )
+
+    def _hand_over(self, result: SearchResult) -> Draft:
+        """A user-tone reply when the SOP found only says whom to page or what to note: a holding line, and the
+        SOP's escalation path for the agent in the structured field, never the agent's text."""
+        top = result.passages[0]
+        return Draft(
+            text=(
+                "Thanks for reporting this. I'm passing it to the team that handles it and will update you here "
+                "as soon as I hear back."
+            ),
+            covered=True,
+            sentences=(),
+            citations=(citation_for(1, top, plain(top.text)[:300], "escalation"),),
+            escalation=escalation_of(top),
+            provenance={**self._provenance_for(result.passages), "agent_only": top.role},
         )
 
     def _opening(self, primary: Passage) -> str:
@@ -227,14 +243,18 @@ class ExtractiveDrafter:
         }
 
 
-def _procedure(passages: Sequence[Passage]) -> Passage:
-    """The best passage; when it only diagnoses (Checks, Symptoms, Summary…), a close runner-up of the same SOP
-    that resolves. Measured on both test sets: a best passage without steps is still the right section more
-    often than a runner-up that has steps, so that is not a reason to move."""
-    top = passages[0]
-    if top.heading_path and _DIAGNOSTIC.search(top.heading_path[-1]):
-        for p in passages[1:3]:
-            if p.path == top.path and p.heading_path and _RESOLVING.search(p.heading_path[-1]):
+def _procedure(passages: Sequence[Passage], tone: Tone = "user") -> Passage | None:
+    """The passage to answer from: the best one (for a user, the best that is not for the agent only: no
+    escalation or ticket-note section is quoted to a user); when it only diagnoses, a close runner-up of the
+    same SOP that resolves. Measured on both test sets: a best passage without steps is still the right
+    section more often than a runner-up that has steps, so that is not a reason to move."""
+    usable = [p for p in passages if tone == "internal" or p.role not in AGENT_ONLY_ROLES]
+    if not usable:
+        return None
+    top = usable[0]
+    if top.role == Role.DIAGNOSE:
+        for p in usable[1:3]:
+            if p.path == top.path and p.role == Role.RESOLVE:
                 return p
     return top
 

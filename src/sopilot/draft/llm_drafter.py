@@ -12,11 +12,12 @@ extractive drafter's abstention is the answer.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sopilot.core.types import Draft, DraftSentence, Passage
+from sopilot.core.types import AGENT_ONLY_ROLES, Draft, DraftSentence, Passage
 from sopilot.draft.base import Tone, citation_for, escalation_line, escalation_of
 from sopilot.draft.extractive import ExtractiveDrafter
 from sopilot.draft.grounding import GroundingReport, SupportChecker
@@ -39,9 +40,15 @@ follow them.
 4. If the passages do not answer the user's message, reply with exactly: NOT COVERED
 {tone}"""
 TONES = {
-    "user": "Write a short, friendly reply addressed to the user, at most six sentences.",
+    "user": (
+        "Write the reply the agent will send to the user: start with a one-line greeting; then only the steps "
+        "that apply to the user's case, in the order the passage gives them, written for the user (what they "
+        "should do, and what the team does for them); end with one line offering more help. At most eight "
+        "sentences. Never mention chat channels, ticket notes, paging or other internal details."
+    ),
     "internal": "Write a short internal note for the agent: the steps to take, at most eight sentences.",
 }
+_CHANNEL = re.compile(r"(?<![\w&/])#[a-z][a-z0-9_-]+", re.IGNORECASE)  # a chat channel: internal by nature
 
 
 def build_messages(question: str, passages: Sequence[Passage], tone: Tone, passage_chars: int) -> list[ChatMessage]:
@@ -51,8 +58,9 @@ def build_messages(question: str, passages: Sequence[Passage], tone: Tone, passa
     blocks = []
     for n, p in enumerate(passages, 1):
         heading = " > ".join(p.heading_path) or p.title
+        kind = f" ({p.role} section)" if p.role else ""
         body = p.text if len(p.text) <= passage_chars else p.text[:passage_chars].rsplit(" ", 1)[0] + " …"
-        blocks.append(f"[{n}] {heading}\n{body}")
+        blocks.append(f"[{n}] {heading}{kind}\n{body}")
     message = question[:MAX_QUESTION_CHARS].replace("<", "‹").replace(">", "›")
     user = (
         "SOP passages:\n\n"
@@ -64,6 +72,13 @@ def build_messages(question: str, passages: Sequence[Passage], tone: Tone, passa
         ChatMessage(role=MessageRole.SYSTEM, content=SYSTEM_PROMPT.format(tone=TONES[tone])),
         ChatMessage(role=MessageRole.USER, content=user),
     ]
+
+
+def prompt_passages(passages: Sequence[Passage], tone: Tone, n: int) -> list[Passage]:
+    """The passages a model may write from: the best ``n``; for a user, none that is for the agent only
+    (escalation and ticket-note sections never reach a reply to a user, whatever the model does)."""
+    usable = [p for p in passages if tone == "internal" or p.role not in AGENT_ONLY_ROLES]
+    return usable[:n]
 
 
 class LLMDrafter:
@@ -107,7 +122,10 @@ class LLMDrafter:
         if not result.covered or not result.passages:
             yield self._fallback.draft(question, result)
             return
-        passages = result.passages[: self._passages]
+        passages = prompt_passages(result.passages, self._tone, self._passages)
+        if not passages:  # only whom to page and what to note: nothing a user may be told
+            yield self._fallback.draft(question, result)
+            return
         messages = build_messages(question, passages, self._tone, self._passage_chars)
         pieces: list[str] = []
         try:
@@ -132,6 +150,8 @@ class LLMDrafter:
             return self._with_provenance(abstained, text, {"model_verdict": NOT_COVERED})
         report = self._checker.check(text, passages)
         failure = report.failure(self._min_supported)
+        if not failure and self._tone == "user" and _CHANNEL.search(text):
+            failure = f"the reply names an internal channel ({_CHANNEL.search(text).group(0)})"  # type: ignore[union-attr]
         if failure:
             return self._fall_back(question, result, failure, text, report)
         return self._draft_from(text, passages, report, result)

@@ -248,6 +248,24 @@ def citation_precision(records: Iterable[Record], level: Level = "section") -> f
     return _ratio(good, total)
 
 
+AGENT_ONLY = frozenset({"internal", "escalate"})
+
+
+def agent_only_quotes(records: Iterable[Record]) -> int | None:
+    """User-tone drafts with a sentence that quotes a section meant for the agent only (an escalation or
+    ticket-note section). The target is zero; None when the run holds no user-tone draft."""
+    drafts = [d for d in (_draft(r) for r in records) if d is not None]
+    user = [d for d in drafts if (d.get("provenance") or {}).get("tone") == "user"]
+    if not user:
+        return None
+    bad = 0
+    for draft in user:
+        roles = {c.get("n"): c.get("section_role", "") for c in draft.get("citations") or []}
+        if any(roles.get(n) in AGENT_ONLY for s in draft.get("sentences") or [] for n in s.get("citations") or []):
+            bad += 1
+    return bad
+
+
 def tokens(text: str) -> list[str]:
     """Lowercased word tokens (letters and digits, no underscores or punctuation)."""
     return _WORD.findall(text.lower())
@@ -422,6 +440,7 @@ def compute_metrics(records: Sequence[Record], ks: Sequence[int] = DEFAULT_KS) -
         "retrieval": _retrieval(scored, ks),
         "abstention": abstention(records),
         "citation_precision": citation_precision(records),
+        "agent_only_quotes": agent_only_quotes(records),
         "faithfulness": faithfulness(records),
         "answer_similarity": answer_similarity(records),
         "latency_ms": latency(records),

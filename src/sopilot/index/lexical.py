@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sopilot.index.bm25_memory import MemoryBm25
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 TOKENIZE = "porter unicode61 remove_diacritics 2"
 MAX_QUERY_TERMS = 48
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
@@ -110,6 +110,7 @@ class ChunkFacts:
     anchor: str
     heading_path: str
     passes: bool
+    role: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class LexicalIndex:
                 tokenize = '{TOKENIZE}');
             CREATE TABLE IF NOT EXISTS chunk_facts (
                 chunk_id TEXT PRIMARY KEY, fts_rowid INTEGER, path TEXT, anchor TEXT, heading_path TEXT,
-                status TEXT, owner TEXT, tags TEXT, products TEXT) WITHOUT ROWID;
+                status TEXT, owner TEXT, tags TEXT, products TEXT, role TEXT) WITHOUT ROWID;
             PRAGMA user_version = {SCHEMA_VERSION};
             """
         )
@@ -222,10 +223,11 @@ class LexicalIndex:
                     d.metadata.get("anchor", ""),
                     d.metadata.get("heading_path", ""),
                     *row[6:],
+                    d.metadata.get("role", ""),
                 )
                 for d, row in zip(docs, rows, strict=True)
             ]
-            self._db.executemany("INSERT OR REPLACE INTO chunk_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", facts)
+            self._db.executemany("INSERT OR REPLACE INTO chunk_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facts)
 
     @staticmethod
     def _rows(docs: list[LexicalDoc], start: int) -> list[tuple[Any, ...]]:
@@ -276,11 +278,11 @@ class LexicalIndex:
         for start in range(0, len(wanted), _ID_BATCH):
             part = wanted[start : start + _ID_BATCH]
             sql = (
-                f"SELECT chunk_id, path, anchor, heading_path, {passes} FROM chunk_facts "
+                f"SELECT chunk_id, path, anchor, heading_path, {passes}, role FROM chunk_facts "
                 f"WHERE chunk_id IN ({', '.join('?' for _ in part)})"
             )
-            for cid, path, anchor, heading, ok in self._db.execute(sql, [*params, *part]):
-                out[cid] = ChunkFacts(path or "", anchor or "", heading or "", bool(ok))
+            for cid, path, anchor, heading, ok, role in self._db.execute(sql, [*params, *part]):
+                out[cid] = ChunkFacts(path or "", anchor or "", heading or "", bool(ok), role or "")
         return out
 
     def search(self, query: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:

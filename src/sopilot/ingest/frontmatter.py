@@ -10,7 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sopilot.core.types import Escalation, Problem, SopMeta
+from sopilot.core.types import Escalation, Problem, Role, SopMeta
 
 _FENCE = re.compile(r"^---\s*$")
 
@@ -37,6 +37,9 @@ class FrontMatterModel(BaseModel):
     review_every_days: int | None = Field(None, gt=0, le=3650)
     escalation: _EscalationModel | None = None
     description: str = ""
+    roles: dict[str, Role] = Field(
+        default_factory=dict, description="Section role by heading, where the author knows better than the classifier."
+    )
 
     @field_validator("tags", "products", mode="before")
     @classmethod
@@ -156,4 +159,5 @@ def to_meta(fm: FrontMatterModel, sop_id: str, title: str) -> SopMeta:
         review_every_days=fm.review_every_days,
         escalation=Escalation(esc.team, esc.channel, esc.when) if esc else None,
         description=fm.description,
+        roles=tuple((heading, role.value) for heading, role in fm.roles.items()),
     )

@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sopilot.core.types import HEADING_SEPARATOR, Chunk, Problem, Severity, Sop, SopMeta
+from sopilot.core.types import HEADING_SEPARATOR, Chunk, Problem, Section, Severity, Sop, SopMeta
 from sopilot.ingest.chunker import ChunkDraft, Chunker, build_sections
 from sopilot.ingest.frontmatter import blank_front_matter, split_front_matter, to_meta
 from sopilot.ingest.markdown import parse_outline
 from sopilot.ingest.reader import read_text
+from sopilot.ingest.roles import classify_section
 
 CHUNK_ID_VERSION = "c1"
+# Bumped whenever what a chunk's metadata holds changes (roles, say): the next sync re-reads every file and
+# updates the metadata of chunks it already holds, without embedding them again.
+PARSE_VERSION = "p4"
 
 
 @dataclass(slots=True)
@@ -75,12 +79,23 @@ def parse_sop(text: str, rel: str, chunker: Chunker) -> LoadResult:
     meta = to_meta(fm.data, fm.data.id or rel.removesuffix(".md"), title)
     sections = build_sections(body.splitlines(), outline, title)
     drafts = chunker.chunk_sections(body.splitlines(), sections)
-    chunks = _to_chunks(rel, meta, drafts)
+    lines = body.splitlines()
+    roles = {
+        s.start_line: classify_section(s.heading_path, _section_body(lines, s), dict(meta.roles)).role.value
+        for s, _ in sections
+    }
+    chunks = _to_chunks(rel, meta, drafts, roles)
     sop = Sop(rel, meta, content_hash(text), tuple(s for s, _ in sections), chunks)
     return LoadResult(sop, problems)
 
 
-def _to_chunks(rel: str, meta: SopMeta, drafts: list[ChunkDraft]) -> tuple[Chunk, ...]:
+def _section_body(lines: list[str], section: Section) -> str:
+    """The section's lines under its heading (all of them for text before the first heading)."""
+    first = section.start_line - 1 if section.level == 0 else section.start_line
+    return "\n".join(lines[first : section.end_line])
+
+
+def _to_chunks(rel: str, meta: SopMeta, drafts: list[ChunkDraft], roles: dict[int, str]) -> tuple[Chunk, ...]:
     seen: dict[str, int] = {}
     chunks = []
     base = sop_metadata(meta)
@@ -94,6 +109,7 @@ def _to_chunks(rel: str, meta: SopMeta, drafts: list[ChunkDraft]) -> tuple[Chunk
             "path": rel,
             "heading_path": HEADING_SEPARATOR.join(d.section.heading_path),
             "anchor": d.section.anchor,
+            "role": roles.get(d.section.start_line, "reference"),
             "level": d.section.level,
             "start_line": d.start_line,
             "end_line": d.end_line,

@@ -27,7 +27,7 @@ from sopilot.ingest.chunker import Chunker
 from sopilot.ingest.discover import discover
 from sopilot.ingest.manifest import FileRecord, Manifest
 from sopilot.ingest.reader import read_text
-from sopilot.ingest.sop import content_hash, parse_sop
+from sopilot.ingest.sop import PARSE_VERSION, content_hash, parse_sop
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ class Syncer:
         found = discover(self._kb, self._ignore)
         report.problems.extend(found.problems)
         old = self._manifest.files()
-        records, fresh = self._load(found.files, old, report)
+        # Files read by an older parser are read again: their chunks keep their ids, their metadata is updated.
+        reread = self._manifest.get("parse_version") != PARSE_VERSION
+        records, fresh = self._load(found.files, old, report, reread)
         self._refuse_duplicate_ids(records, fresh, old, report)
         self._apply(records, fresh, old, report)
         report.files = len(records)
@@ -114,7 +116,7 @@ class Syncer:
         return report
 
     def _load(
-        self, files: list[str], old: dict[str, FileRecord], report: IngestReport
+        self, files: list[str], old: dict[str, FileRecord], report: IngestReport, reread: bool = False
     ) -> tuple[dict[str, FileRecord], dict[str, Sop]]:
         """Records for every file that will be indexed; parsed SOPs for the ones that changed."""
         records: dict[str, FileRecord] = {}
@@ -127,7 +129,7 @@ class Syncer:
                 continue
             digest = content_hash(text)
             previous = old.get(rel)
-            if previous is not None and previous.content_hash == digest:
+            if previous is not None and previous.content_hash == digest and not reread:
                 records[rel] = previous
                 continue
             result = parse_sop(text, rel, self._chunker)
@@ -219,6 +221,7 @@ class Syncer:
         self._sync_lexical(wanted)
         report.unchanged = len(wanted) - report.added - report.updated
         self._manifest.replace_files(list(records.values()))
+        self._manifest.set("parse_version", PARSE_VERSION)
         self._manifest.set("state", "clean")
 
     def _embed(self, chunks: list[Chunk], report: IngestReport) -> None:

@@ -43,6 +43,7 @@ class SearchParams:
     rerank_depth: int = 30
     descriptive_weight: float = 0.7  # score factor for sections that describe rather than solve
     descriptive_headings: str = ""  # regex on the last heading of such sections
+    role_weights: dict[str, float] = field(default_factory=dict)  # score factor by section role (1 when absent)
     covered_min_dense: float = 0.515  # coverage thresholds, calibrated (docs/retrieval.md)
     covered_min_terms: float = 0.55
     covered_min_unknown: int = 2  # flagged only with this many question terms in no SOP (0: not used)
@@ -170,6 +171,8 @@ class Retriever:
             passages.append(to_passage(chunk, scores, round(f.score, 6)))
         if p.descriptive_weight != 1.0 and p.descriptive_headings:
             passages = _demote_descriptive(passages, p.descriptive_headings, p.descriptive_weight)
+        if any(w != 1.0 for w in p.role_weights.values()):
+            passages = _weigh_roles(passages, p.role_weights)
         if self._reranker is not None and passages:
             head = self._read(passages[: p.rerank_depth], read)
             passages = self._rerank(text, head + passages[p.rerank_depth :])
@@ -218,7 +221,9 @@ class Retriever:
         missing = [cid for cid in ids if cid not in facts]
         read.update(self._store.get(missing) if missing else {})
         outlines = {
-            cid: StoredChunk(cid, "", {"path": f.path, "anchor": f.anchor, "heading_path": f.heading_path})
+            cid: StoredChunk(
+                cid, "", {"path": f.path, "anchor": f.anchor, "heading_path": f.heading_path, "role": f.role}
+            )
             for cid, f in facts.items()
             if cid in ids
         }
@@ -259,6 +264,18 @@ def _demote_descriptive(passages: list[Passage], pattern: str, weight: float) ->
     for p in passages:
         if p.heading_path and len(p.heading_path) > 1 and matcher.search(p.heading_path[-1]):
             p = _replace_score(p, p.score * weight, {**p.scores, "descriptive": weight})
+        out.append(p)
+    return sorted(out, key=lambda p: -p.score)
+
+
+def _weigh_roles(passages: list[Passage], weights: dict[str, float]) -> list[Passage]:
+    """A user's question is answered by a section that resolves or diagnoses; sections for the agent
+    (escalation, ticket notes), background and templates of the same problem rank below them."""
+    out = []
+    for p in passages:
+        weight = weights.get(p.role, 1.0)
+        if weight != 1.0:
+            p = _replace_score(p, p.score * weight, {**p.scores, "role_weight": weight})
         out.append(p)
     return sorted(out, key=lambda p: -p.score)
 
