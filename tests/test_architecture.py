@@ -24,6 +24,7 @@ LAYERS = {
     "draft": 3,
     "eval": 4,
     "author": 4,
+    "train": 4,
     "api": 5,
     "cli": 6,
 }

@@ -152,10 +152,21 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from sopilot.eval.calibrate import calibrate
+    from sopilot.eval.calibrate import calibrate, calibrate_probability
     from sopilot.eval.runner import read_run
 
     records = [r for run in args.runs for r in read_run(run)[0]]
+    model = calibrate_probability(records, max_false=args.max_false)
+    if model is not None:  # runs made with the answerability model: its threshold is what to set
+        if args.json:
+            print_json(asdict(model))
+        else:
+            print(
+                f"{model.unanswerable} unanswerable, {model.answerable} answerable questions (answerability "
+                f"model): {model.abstention_recall:.0%} flagged, {model.false_abstention_rate:.0%} of answerable "
+                f"flagged\nSOPILOT_COVERED_MIN_PROBABILITY={model.min_probability}"
+            )
+        return 0
     result = calibrate(records, max_false=args.max_false)
     if args.json:
         print_json(asdict(result))

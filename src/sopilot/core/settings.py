@@ -75,6 +75,18 @@ class Settings(BaseSettings):
         description="Coverage: a question is flagged only when at least this many of its terms appear in no SOP "
         "(and the other evidence is weak); 0 leaves unknown terms out of the decision.",
     )
+    coverage: Literal["rule", "model"] = Field(
+        "rule",
+        description="What decides coverage: rule, the SOPILOT_COVERED_MIN_* thresholds on the search evidence; "
+        "model, the answerability model trained for the index (sopilot train) with SOPILOT_COVERED_MIN_PROBABILITY "
+        "calibrated on runs (its own threshold does not carry over to real questions: docs/retrieval.md).",
+    )
+    covered_min_probability: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Answerability at or above which a question is covered; the model's own when unset.",
+    )
     query_cleanup: Literal["off", "lexical", "both"] = Field(
         "both",
         description="Greetings, sign-offs and pasted log noise (timestamps, ids, hashes, stack frames) removed "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sopilot.retrieval.answerability import PROBABILITY_SCORE
 from sopilot.retrieval.coverage import UNKNOWN_SCORE, is_covered, term_share
 from sopilot.retrieval.query import focus_query
 
@@ -79,4 +80,39 @@ def calibrate(records: list[dict[str, Any]], max_false: float = MAX_FALSE_ABSTEN
                 if best is None or (recall, -false_rate) > (best.abstention_recall, -best.false_abstention_rate):
                     best = candidate
     assert best is not None  # min_dense = 0 covers everything: always within the bound
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class ProbabilityCalibration:
+    min_probability: float
+    abstention_recall: float
+    false_abstention_rate: float
+    unanswerable: int
+    answerable: int
+
+
+def calibrate_probability(
+    records: list[dict[str, Any]], max_false: float = MAX_FALSE_ABSTENTION
+) -> ProbabilityCalibration | None:
+    """The answerability threshold with the best abstention recall within ``max_false``; None when the runs
+    were made without an answerability model (no probability in their records)."""
+    points = []
+    for record in records:
+        passages = record.get("passages", [])
+        if not passages or PROBABILITY_SCORE not in passages[0].get("scores", {}):
+            return None
+        points.append((bool(record["answerable"]), float(passages[0]["scores"][PROBABILITY_SCORE])))
+    answerable = [p for a, p in points if a]
+    unanswerable = [p for a, p in points if not a]
+    if not answerable or not unanswerable:
+        raise ValueError("calibration needs both answerable and unanswerable questions")
+    best = ProbabilityCalibration(0.0, 0.0, 0.0, len(unanswerable), len(answerable))
+    for threshold in sorted({round(p, 4) for _, p in points}):
+        false_rate = sum(p < threshold for p in answerable) / len(answerable)
+        if false_rate > max_false:
+            break
+        recall = sum(p < threshold for p in unanswerable) / len(unanswerable)
+        if (recall, -false_rate) > (best.abstention_recall, -best.false_abstention_rate):
+            best = ProbabilityCalibration(threshold, recall, false_rate, len(unanswerable), len(answerable))
     return best

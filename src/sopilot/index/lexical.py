@@ -336,10 +336,14 @@ class LexicalIndex:
         return [(cid, -float(rank)) for cid, rank in rows]
 
     @_serialized
-    def unknown_terms(self, terms: Sequence[str]) -> list[str]:
-        """The terms (stemmed as the index stems them) that occur in no indexed chunk, whatever the filters."""
-        sql = "SELECT 1 FROM chunks WHERE chunks MATCH ? LIMIT 1"
-        return [t for t in terms if self._db.execute(sql, [match_expression([t])]).fetchone() is None]
+    def unknown_terms(self, terms: Sequence[str], except_path: str | None = None) -> list[str]:
+        """The terms (stemmed as the index stems them) that occur in no indexed chunk, whatever the filters;
+        with ``except_path``, in no chunk of another SOP (as if that SOP were not indexed)."""
+        if except_path is None:
+            sql, extra = "SELECT 1 FROM chunks WHERE chunks MATCH ? LIMIT 1", []
+        else:
+            sql, extra = "SELECT 1 FROM chunks WHERE chunks MATCH ? AND path != ? LIMIT 1", [except_path]
+        return [t for t in terms if self._db.execute(sql, [match_expression([t]), *extra]).fetchone() is None]
 
 
 _ID_BATCH = 500  # ids per SQL statement (SQLite caps bound parameters)

@@ -16,6 +16,7 @@ from sopilot.core.types import HEADING_SEPARATOR, Passage
 from sopilot.index.embedder import Embedder
 from sopilot.index.lexical import FILTER_OVERFETCH, ChunkFacts, LexicalIndex, keep_passing, query_terms
 from sopilot.index.store import StoredChunk, VectorStore, make_client
+from sopilot.retrieval.answerability import PROBABILITY_SCORE, AnswerabilityModel, evidence_of, load_answerability
 from sopilot.retrieval.coverage import UNKNOWN_SCORE, decide
 from sopilot.retrieval.filters import chroma_where, normalize_filters
 from sopilot.retrieval.fusion import rrf
@@ -48,6 +49,7 @@ class SearchParams:
     covered_min_terms: float = 0.55
     covered_min_unknown: int = 2  # flagged only with this many question terms in no SOP (0: not used)
     query_cleanup: str = "both"  # greeting, sign-off, log noise out before: off | lexical | both (and dense)
+    covered_min_probability: float | None = None  # answerability threshold; the model's own when None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchParams:
@@ -119,7 +121,9 @@ class Retriever:
         *,
         reranker: Reranker | None = None,
         max_k: int = 100,
+        answerability: AnswerabilityModel | None = None,
     ) -> None:
+        self._answerability = answerability
         self._store = store
         self._lexical = lexical
         self._embedder = embedder
@@ -130,6 +134,10 @@ class Retriever:
     @property
     def store(self) -> VectorStore:
         return self._store
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        return self._lexical
 
     def warm(self) -> dict[str, int]:
         """Load what the first questions would otherwise wait for (the lexical postings); for a serving process
@@ -178,14 +186,19 @@ class Retriever:
             passages = self._rerank(text, head + passages[p.rerank_depth :])
         passages = self._read_head(passages, k, read)
         passages = _limit_per_sop(_merge_sections(passages), p.max_per_sop)[:k]
-        unknown = self._lexical.unknown_terms(query_terms(focus)) if self._lexical is not None else []
-        covered, reason = decide(
-            focus, passages, p.covered_min_dense, p.covered_min_terms, unknown, p.covered_min_unknown
-        )
-        if passages:  # the evidence travels with the result, for calibration
-            passages[0] = _replace_score(
-                passages[0], passages[0].score, {**passages[0].scores, UNKNOWN_SCORE: float(len(unknown))}
+        terms = query_terms(focus)
+        unknown = self._lexical.unknown_terms(terms) if self._lexical is not None else []
+        evidence: dict[str, float] = {UNKNOWN_SCORE: float(len(unknown))}
+        if self._answerability is not None and passages:
+            features = evidence_of(focus, passages, len(terms), len(unknown))
+            covered, probability, reason = self._answerability.decide(features, p.covered_min_probability)
+            evidence[PROBABILITY_SCORE] = round(probability, 6)
+        else:
+            covered, reason = decide(
+                focus, passages, p.covered_min_dense, p.covered_min_terms, unknown, p.covered_min_unknown
             )
+        if passages:  # the evidence travels with the result, for calibration
+            passages[0] = _replace_score(passages[0], passages[0].score, {**passages[0].scores, **evidence})
         return SearchResult(text, passages, covered, reason, active)
 
     def _dense(
@@ -362,6 +375,13 @@ def open_retriever(settings: Settings, embedder: Embedder, reranker: Reranker | 
         make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
     )
     lexical = open_lexical(settings) if lexical_path(settings).is_file() else None
+    model = load_answerability(settings.index_dir) if settings.coverage == "model" else None
     return Retriever(
-        store, lexical, embedder, SearchParams.from_settings(settings), reranker=reranker, max_k=settings.max_k
+        store,
+        lexical,
+        embedder,
+        SearchParams.from_settings(settings),
+        reranker=reranker,
+        max_k=settings.max_k,
+        answerability=model,
     )
