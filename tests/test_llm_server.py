@@ -217,3 +217,22 @@ def test_eval_run_with_language_model_judges(indexed: Settings, llm_server: str,
     records = [json.loads(line) for line in (tmp_path / "run" / "run.jsonl").read_text().splitlines()]
     assert all(set(r["judges"]) == {"faithfulness", "relevancy"} for r in records)
     assert "judge faithfulness" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_query_rewriting_through_a_real_server(indexed: Settings, llm_server: str, embedder) -> None:
+    """The restatement is searched beside the question: the search still works and finds what it found."""
+    from sopilot.draft.rewrite import open_rewriter
+
+    settings = _llm_settings(indexed, llm_server).model_copy(update={"query_rewrite": True})
+    rewriter = open_rewriter(settings)
+    assert rewriter is not None
+    restated = rewriter.rewrite("reviewer gets SAML response not valid when opening review console")
+    assert restated and len(restated.split()) <= 40 and "\n" not in restated
+    plain = open_retriever(indexed, embedder).search("SAML response not valid in review console", k=3)
+    rewritten = open_retriever(settings, embedder, rewriter=rewriter).search(
+        "SAML response not valid in review console", k=3
+    )
+    assert rewritten.passages and rewritten.passages[0].path == plain.passages[0].path == "access/sso.md"
+    assert open_rewriter(indexed) is None, "off unless asked for"
+    down = open_rewriter(settings.model_copy(update={"llm_url": "http://127.0.0.1:9/v1", "llm_timeout": 2.0}))
+    assert down is not None and down.rewrite("anything") == "", "a failed call leaves the question as it was"

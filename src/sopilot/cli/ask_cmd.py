@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"drafter": args.drafter})
     quiet_libraries()
     embedder = load_embedder(settings)
-    retriever = open_retriever(settings, embedder)
+    from sopilot.draft.rewrite import open_rewriter
+
+    retriever = open_retriever(settings, embedder, rewriter=open_rewriter(settings))
     result = retriever.search(args.query, k=args.k or settings.search_k, filters=filters_from(args))
     drafter = open_drafter(
         settings, retriever.store, tone=args.tone, kb_version=current_kb_version(settings), embedder=embedder

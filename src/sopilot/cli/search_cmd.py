@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     quiet_libraries()
-    retriever = open_retriever(settings, load_embedder(settings))
+    from sopilot.draft.rewrite import open_rewriter
+
+    retriever = open_retriever(settings, load_embedder(settings), rewriter=open_rewriter(settings))
     result = retriever.search(args.query, k=args.k or settings.search_k, filters=filters_from(args))
     if args.json:
         print_json(result.to_dict())

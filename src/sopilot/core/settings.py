@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Coverage: a question is flagged only when at least this many of its terms appear in no SOP "
         "(and the other evidence is weak); 0 leaves unknown terms out of the decision.",
     )
+    query_rewrite: bool = Field(
+        False,
+        description="Restate each question with the language model (SOPILOT_LLM_*) in the KB's words and search "
+        "the restatement beside it; off by default (a model call per search).",
+    )
     coverage: Literal["rule", "model"] = Field(
         "rule",
         description="What decides coverage: rule, the SOPILOT_COVERED_MIN_* thresholds on the search evidence; "

@@ -26,9 +26,10 @@ def sopilot_search(
 ) -> SearchFn:
     """The agents' path, as a plain function of (question, k, filters): search, then the draft."""
     from sopilot.draft.factory import open_drafter
+    from sopilot.draft.rewrite import open_rewriter
     from sopilot.ingest.run import current_kb_version
 
-    retriever = open_retriever(settings, embedder)
+    retriever = open_retriever(settings, embedder, rewriter=open_rewriter(settings))
     drafter = (
         open_drafter(settings, retriever.store, tone=tone, kb_version=current_kb_version(settings), embedder=embedder)
         if draft

@@ -34,6 +34,12 @@ class Reranker(Protocol):
     def score(self, query: str, texts: list[str]) -> list[float]: ...
 
 
+class QueryRewriter(Protocol):
+    """Restates a question in the KB's vocabulary; "" leaves it as it is."""
+
+    def rewrite(self, question: str) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SearchParams:
     candidate_depth: int = 50  # candidates taken from each list
@@ -122,8 +128,10 @@ class Retriever:
         reranker: Reranker | None = None,
         max_k: int = 100,
         answerability: AnswerabilityModel | None = None,
+        rewriter: QueryRewriter | None = None,
     ) -> None:
         self._answerability = answerability
+        self._rewriter = rewriter
         self._store = store
         self._lexical = lexical
         self._embedder = embedder
@@ -152,7 +160,13 @@ class Retriever:
         focus = clean_query(focus_query(query)) if p.query_cleanup != "off" else text
         depth = max(p.candidate_depth, k * 3)
         dense_text = focus if p.query_cleanup == "both" else text
-        lexical = self._lexical.search(focus, depth, active) if self._lexical is not None else []
+        searched = focus
+        if self._rewriter is not None:  # the restatement searched beside the question, never instead of it
+            restated = self._rewriter.rewrite(focus)
+            if restated:
+                searched = f"{focus}\n{restated}"
+                dense_text = f"{dense_text}\n{restated}"
+        lexical = self._lexical.search(searched, depth, active) if self._lexical is not None else []
         vector = self._embedder.embed_query(dense_text)
         dense, facts = self._dense(vector, depth, active, [cid for cid, _ in lexical])
         fused = rrf(
@@ -364,8 +378,11 @@ def _limit_per_sop(passages: list[Passage], limit: int) -> list[Passage]:
     return kept
 
 
-def open_retriever(settings: Settings, embedder: Embedder, reranker: Reranker | None = None) -> Retriever:
-    """The retriever agents use, over the index the settings name (which must exist)."""
+def open_retriever(
+    settings: Settings, embedder: Embedder, reranker: Reranker | None = None, rewriter: QueryRewriter | None = None
+) -> Retriever:
+    """The retriever agents use, over the index the settings name (which must exist). The entry points pass
+    a ``rewriter`` when ``SOPILOT_QUERY_REWRITE`` is on (the language model lives in the draft stage)."""
     from sopilot.index.folder import lexical_path, open_lexical
     from sopilot.retrieval.reranker import load_reranker
 
@@ -384,4 +401,5 @@ def open_retriever(settings: Settings, embedder: Embedder, reranker: Reranker | 
         reranker=reranker,
         max_k=settings.max_k,
         answerability=model,
+        rewriter=rewriter,
     )
