@@ -142,15 +142,21 @@ class Chunker:
 
     def _split_fence(self, lines: list[str], block: Block, budget: int) -> list[tuple[Piece, int]]:
         opener = lines[block.start]
-        closed = block.end - block.start >= 2 and lines[block.end - 1].strip().startswith(block.fence_markup)
+        last = lines[block.end - 1].strip() if block.end - block.start >= 2 else ""
+        # A closing fence is the opener's characters alone: "```bash" on the last line is code, not a closer.
+        closed = bool(block.fence_markup) and last.startswith(block.fence_markup) and set(last) <= {last[0]}
         inner_end = block.end - 1 if closed else block.end
         closer = block.fence_markup or "```"
         body = [Piece(i, i + 1, lines[i]) for i in range(block.start + 1, inner_end)]
         wrap_cost = self._count([f"{opener}\n{closer}"])[0]
         out = []
-        for group, _ in _merge(self._counted(body, budget - wrap_cost), budget - wrap_cost, "\n"):
+        groups = _merge(self._counted(body, budget - wrap_cost), budget - wrap_cost, "\n")
+        for n, (group, _) in enumerate(groups):
             text = f"{opener}\n{group.text}\n{closer}"
-            out.append((Piece(group.start if group.start > block.start + 1 else block.start, group.end, text), 0))
+            # The first piece starts at the opening fence line, the last ends at the closing one.
+            start = group.start if n > 0 else block.start
+            end = group.end if n < len(groups) - 1 else block.end
+            out.append((Piece(start, end, text), 0))
         counts = self._count([p.text for p, _ in out])
         return [(p, n) for (p, _), n in zip(out, counts, strict=True)]
 

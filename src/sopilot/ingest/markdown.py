@@ -108,7 +108,33 @@ def parse_outline(text: str) -> Outline:
             if _fence_unclosed(lines, start, end, markup) and outline.unclosed_fence_line is None:
                 outline.unclosed_fence_line = start
         outline.blocks.append(Block(kind, start, end, units, markup))
+    _keep_dropped_lines(outline, lines)
     return outline
+
+
+def _keep_dropped_lines(outline: Outline, lines: list[str]) -> None:
+    """Lines markdown-it gives no token (link reference definitions) become blocks of their own, so no text an
+    author wrote is left out of every chunk."""
+    covered = [False] * len(lines)
+    for block in outline.blocks:
+        covered[block.start : block.end] = [True] * (min(block.end, len(lines)) - block.start)
+    for heading in outline.headings:
+        if heading.line < len(lines):
+            covered[heading.line] = True
+            # a setext heading's underline
+            if heading.line + 1 < len(lines) and set(lines[heading.line + 1].strip()) in ({"="}, {"-"}):
+                covered[heading.line + 1] = True
+    extra: list[Block] = []
+    start: int | None = None
+    for i, text in enumerate([*lines, ""]):
+        dropped = i < len(lines) and not covered[i] and bool(text.strip())
+        if dropped and start is None:
+            start = i
+        elif not dropped and start is not None:
+            extra.append(Block("reference", start, i))
+            start = None
+    if extra:
+        outline.blocks = sorted([*outline.blocks, *extra], key=lambda b: b.start)
 
 
 def _unique(anchor: str, seen: dict[str, int]) -> str:

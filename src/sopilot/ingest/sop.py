@@ -17,7 +17,7 @@ from sopilot.ingest.roles import classify_section
 CHUNK_ID_VERSION = "c1"
 # Bumped whenever what a chunk's metadata holds changes (roles, say): the next sync re-reads every file and
 # updates the metadata of chunks it already holds, without embedding them again.
-PARSE_VERSION = "p4"
+PARSE_VERSION = "p5"
 
 
 @dataclass(slots=True)
