@@ -1,0 +1,36 @@
+"""``sopilot train``: learn from the KB what ranking and coverage need, and record it in the index folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
+from sopilot.train.record import STEPS, parse_steps
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="learn from the KB (answerability model); record it in train.json")
+    p.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated steps to run, in their fixed order (default and all: {','.join(STEPS)})",
+    )
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sopilot.train.pipeline import run_training
+
+    steps = parse_steps(args.steps)  # before any model loads
+    settings = load_settings(args)
+    quiet_libraries()
+    record, path = run_training(settings, load_embedder(settings), steps, progress=not args.quiet)
+    if args.json:
+        print_json({"record": str(path), **record.__dict__})
+        return 0
+    for name, figures in record.steps.items():
+        shown = ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict | list))
+        print(f"{name}: {shown}")
+    print(f"trained in {record.seconds:.0f}s (load average {record.load_average}); record: {path}")
+    return 0

@@ -1,0 +1,52 @@
+"""The steps of ``sopilot train``, in order, and the record they leave in the index folder."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sopilot.core.settings import Settings
+from sopilot.index.embedder import Embedder
+from sopilot.ingest.run import current_kb_version, run_ingest
+from sopilot.train.answerability import train_answerability
+from sopilot.train.record import STEPS, TrainRecord, parse_steps
+
+log = logging.getLogger(__name__)
+
+
+def run_training(
+    settings: Settings,
+    embedder: Embedder,
+    steps: Sequence[str] = STEPS,
+    *,
+    progress: bool = True,
+) -> tuple[TrainRecord, Path]:
+    """Bring the index up to date with the KB, run each step asked for, and write ``train.json``."""
+    steps = parse_steps(",".join(steps))
+    started = time.perf_counter()
+    say = _announcer(progress)
+    record = TrainRecord.start(settings)
+    say("syncing the index with the KB")
+    report = run_ingest(settings, embedder, progress=progress)
+    record.kb_version = current_kb_version(settings)
+    record.steps["index"] = {"files": report.files, "sections": report.sections, "chunks": report.chunks}
+    if "answerability" in steps:
+        say("answerability: mining questions and leaving SOPs out")
+        model = train_answerability(settings, embedder, progress=progress)
+        record.steps["answerability"] = dict(model.trained_on)
+    record.finish(started)
+    return record, record.write(settings.index_dir)
+
+
+def _announcer(progress: bool) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if progress:
+            tqdm.write(f"train: {message}", file=sys.stderr)
+        log.info(message)
+
+    return say
