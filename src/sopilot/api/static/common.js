@@ -1,0 +1,105 @@
+// Shared by the console pages: the API key (kept in sessionStorage, asked for when the server wants one)
+// and a fetch helper that turns the API's JSON errors into messages people can act on.
+
+const KEY_NAME = "sopilot.apiKey";
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_NAME) || "";
+}
+
+export function forgetKey() {
+  sessionStorage.removeItem(KEY_NAME);
+}
+
+/** Ask for the API key in the page's key dialog; resolves true when one was given. */
+export function askForKey(reason) {
+  const dialog = document.getElementById("key-dialog");
+  const input = document.getElementById("key-input");
+  const note = document.getElementById("key-reason");
+  note.textContent = reason || "This server needs an API key.";
+  input.value = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        const key = input.value.trim();
+        if (dialog.returnValue === "save" && key) {
+          sessionStorage.setItem(KEY_NAME, key);
+          resolve(true);
+        } else {
+          resolve(false);
+        }
+      },
+      { once: true },
+    );
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function errorMessage(status, body) {
+  const err = body && (body.error || body);
+  if (err && typeof err === "object") {
+    const text = err.message || err.detail || "";
+    const fix = err.fix ? ` ${err.fix}` : "";
+    if (typeof text === "string" && text) return [err.code || String(status), text + fix];
+    if (Array.isArray(err.detail)) return ["invalid_request", err.detail.map((d) => d.msg).join("; ")];
+  }
+  return [String(status), `The server answered ${status}.`];
+}
+
+/** JSON from the API; on 401 asks for a key once and retries. */
+export async function api(path, { method = "GET", body } = {}) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const key = apiKey();
+    if (key) headers.Authorization = `Bearer ${key}`;
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (response.ok) return data;
+    const [code, message] = errorMessage(response.status, data);
+    if (response.status === 401 && attempt === 0) {
+      forgetKey();
+      if (await askForKey(message)) continue;
+    }
+    throw new ApiError(response.status, code, message);
+  }
+  throw new ApiError(401, "unauthorized", "An API key is needed.");
+}
+
+/** The console's page for an SOP section. */
+export function sopUrl(path, anchor) {
+  const url = "/sop/" + path.split("/").map(encodeURIComponent).join("/");
+  return anchor ? `${url}#${encodeURIComponent(anchor)}` : url;
+}
+
+/** An element with text (never HTML) and optional attributes. */
+export function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+export function headingPath(value) {
+  if (Array.isArray(value)) return value.join(" › ");
+  return String(value || "").split(" > ").join(" › ");
+}

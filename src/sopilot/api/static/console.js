@@ -1,0 +1,196 @@
+// The agent console: ask, read the ranked passages, edit and copy the draft, give feedback.
+// Passages and draft text are inserted as text (textContent, textarea value), never as HTML.
+
+import { api, askForKey, el, headingPath, sopUrl } from "/static/common.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { answerId: null, original: "", sent: false };
+
+function setStatus(node, text, isError = false) {
+  node.textContent = text;
+  node.classList.toggle("error", isError);
+}
+
+function filters() {
+  const out = {};
+  const team = $("f-team").value.trim();
+  const tag = $("f-tag").value.trim();
+  const product = $("f-product").value.trim();
+  if (team) out.team = [team];
+  if (tag) out.tags = tag.split(",").map((t) => t.trim()).filter(Boolean);
+  if (product) out.product = [product];
+  out.status = [$("f-status").value];
+  return out;
+}
+
+function renderPassages(passages) {
+  const list = $("passages");
+  list.replaceChildren();
+  for (const p of passages || []) {
+    const item = el("li");
+    const title = el("a", p.title || p.path, { href: sopUrl(p.path, p.anchor), target: "_blank", rel: "opener" });
+    title.className = "title";
+    item.append(title);
+    if (p.role) item.append(el("span", p.role, { class: "role" }));
+    const score = p.score;
+    const meta = el("div", headingPath(p.heading_path), { class: "meta" });
+    if (typeof score === "number") meta.append(` · score ${score.toFixed(3)}`);
+    meta.append(` · ${p.path}${p.start_line ? `:${p.start_line}` : ""}`);
+    item.append(meta);
+    item.append(el("pre", p.text, { class: "passage-text" }));
+    list.append(item);
+  }
+  if (!list.children.length) list.append(el("li", "No passage matched these filters.", { class: "meta" }));
+}
+
+function renderCitations(citations) {
+  const list = $("citations");
+  list.replaceChildren();
+  for (const c of citations || []) {
+    const item = el("li", null, { value: String(c.n) });
+    const link = el("a", c.title || c.path, { href: sopUrl(c.path, c.anchor), target: "_blank", rel: "opener" });
+    link.className = "title";
+    item.append(el("span", `[${c.n}] `), link);
+    const role = c.section_role || c.role;
+    if (role) item.append(el("span", role, { class: "role" }));
+    item.append(el("div", headingPath(c.heading_path), { class: "meta" }));
+    if (c.quote) item.append(el("p", c.quote, { class: "quote" }));
+    list.append(item);
+  }
+  if (!list.children.length) list.append(el("li", "No citation.", { class: "meta" }));
+}
+
+
+function escalationText(esc) {
+  if (!esc) return "";
+  if (typeof esc === "string") return esc;
+  return [esc.team, esc.channel && `(${esc.channel})`, esc.when && `: ${esc.when}`].filter(Boolean).join(" ");
+}
+
+function renderAnswer(data) {
+  state.answerId = data.answer_id;
+  state.original = data.text || "";
+  state.sent = false;
+  const editor = $("draft-text");
+  editor.value = state.original;
+  editor.disabled = false;
+  $("comment").disabled = false;
+  $("comment").value = "";
+  for (const id of ["copy-button", "accept-button", "reject-button"]) $(id).disabled = false;
+  updateVerdictLabel();
+
+  const coverage = $("coverage");
+  coverage.hidden = false;
+  if (data.covered) {
+    coverage.className = "coverage covered";
+    coverage.textContent = "Covered by the SOPs. Check the draft against its citations before sending.";
+  } else {
+    coverage.className = "coverage uncovered";
+    const reason = data.coverage_reason || "";
+    coverage.textContent = `Not covered by the SOPs${reason ? `: ${reason}` : ""}. Follow the escalation path.`;
+  }
+  const flags = (data.review_flags || []).filter((f) => f.code !== "not_covered").map((f) => f.message);
+  if (flags.length) coverage.textContent += ` Check before sending: ${flags.join("; ")}.`;
+  const escalation = escalationText(data.escalation);
+  $("escalation").hidden = !escalation;
+  $("escalation").textContent = escalation ? `Escalation: ${escalation}` : "";
+  renderPassages(data.passages);
+  renderCitations(data.citations);
+  setStatus($("feedback-status"), "");
+}
+
+function edited() {
+  return $("draft-text").value !== state.original;
+}
+
+function updateVerdictLabel() {
+  $("accept-button").textContent = edited() ? "Accept edited" : "Accept";
+}
+
+async function ask(event) {
+  event?.preventDefault();
+  const question = $("question").value.trim();
+  if (!question) {
+    setStatus($("status"), "Type or paste the user's question first.", true);
+    $("question").focus();
+    return;
+  }
+  const k = Number($("k").value) || 5;
+  setStatus($("status"), "Searching the SOPs…");
+  $("ask-button").disabled = true;
+  const started = performance.now();
+  try {
+    const data = await api("/v1/answer", {
+      method: "POST",
+      body: { query: question, k, tone: $("tone").value, filters: filters() },
+    });
+    renderAnswer(data);
+    const seconds = ((performance.now() - started) / 1000).toFixed(2);
+    const n = (data.passages || []).length;
+    setStatus($("status"), `${n} passage${n === 1 ? "" : "s"} in ${seconds} s. Answer id ${data.answer_id}.`);
+    $("draft-text").focus();
+  } catch (error) {
+    setStatus($("status"), error.message, true);
+  } finally {
+    $("ask-button").disabled = false;
+  }
+}
+
+async function copyDraft() {
+  const text = $("draft-text").value;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    $("draft-text").select();
+    document.execCommand("copy");
+  }
+  setStatus($("feedback-status"), "Draft copied to the clipboard.");
+}
+
+async function sendFeedback(rejected) {
+  if (!state.answerId) return;
+  const verdict = rejected ? "rejected" : edited() ? "edited" : "accepted";
+  const body = { answer_id: state.answerId, verdict, comment: $("comment").value.trim() };
+  if (!rejected) body.sent_text = $("draft-text").value;
+  try {
+    await api("/v1/feedback", { method: "POST", body });
+    state.sent = true;
+    setStatus($("feedback-status"), `Feedback recorded: ${verdict}. Thank you.`);
+  } catch (error) {
+    setStatus($("feedback-status"), error.message, true);
+  }
+}
+
+async function loadTeams() {
+  try {
+    const data = await api("/v1/sops");
+    const teams = new Set((data.sops || []).map((s) => s.team).filter(Boolean));
+    const list = $("teams");
+    for (const team of [...teams].sort()) list.append(el("option", null, { value: team }));
+  } catch {
+    // The team list only helps typing; the console works without it.
+  }
+}
+
+function keyboard(event) {
+  const inField = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+  if (event.key === "/" && !inField && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    event.preventDefault();
+    $("question").focus();
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("ask-form").addEventListener("submit", ask);
+  $("question").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) ask(event);
+  });
+  $("draft-text").addEventListener("input", updateVerdictLabel);
+  $("copy-button").addEventListener("click", copyDraft);
+  $("accept-button").addEventListener("click", () => sendFeedback(false));
+  $("reject-button").addEventListener("click", () => sendFeedback(true));
+  $("key-button").addEventListener("click", () => askForKey("Set the API key this console sends."));
+  document.addEventListener("keydown", keyboard);
+  loadTeams();
+  $("question").focus();
+});
