@@ -1,0 +1,1 @@
+"""Tools for SOP authors: lint, review staleness, near-duplicate and contradicting sections."""

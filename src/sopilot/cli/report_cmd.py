@@ -1,4 +1,5 @@
-"""``sopilot report``: what the query log says about the KB (gaps, section health, the daily report)."""
+"""``sopilot report``: what the query log says about the KB (gaps, section health, the daily report), and
+reports read from the KB itself (stale reviews, conflicting sections), each registered from its own module."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sopilot.cli import report_conflicts, report_stale
 from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
+
+# Reports in their own modules: each has ``register(group)``; add one by writing cli/report_<name>.py.
+REPORTS = (report_stale, report_conflicts)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     health.add_argument("--limit", type=int, default=20, help="sections shown (default 20)")
     add_common(health)
     health.set_defaults(func=run_health)
+
+    for module in REPORTS:
+        module.register(group)
 
 
 def _add_window(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sopilot.core.types import Escalation, Problem, Role, SopMeta
 
@@ -20,6 +20,25 @@ class _EscalationModel(BaseModel):
     team: str
     channel: str = ""
     when: str = ""
+
+
+class _LintModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disable: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        """``lint: [rule, ...]`` is short for ``lint: {disable: [rule, ...]}``; a single string is one rule."""
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            return {"disable": [value]}
+        if isinstance(value, list):
+            return {"disable": value}
+        if isinstance(value, dict) and False in value:  # YAML reads an unquoted `off:` key as false
+            return {"disable": value[False], **{k: v for k, v in value.items() if k is not False}}
+        return value
 
 
 class FrontMatterModel(BaseModel):
@@ -40,6 +59,8 @@ class FrontMatterModel(BaseModel):
     roles: dict[str, Role] = Field(
         default_factory=dict, description="Section role by heading, where the author knows better than the classifier."
     )
+    kind: str = Field("", max_length=40, description="SOP kind for `sopilot lint` (procedure, reference, ...).")
+    lint: _LintModel = Field(default_factory=lambda: _LintModel(), description="Lint rules switched off here.")
 
     @field_validator("tags", "products", mode="before")
     @classmethod
@@ -52,7 +73,7 @@ class FrontMatterModel(BaseModel):
             return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
         return value
 
-    @field_validator("owner", "description", mode="before")
+    @field_validator("owner", "description", "kind", mode="before")
     @classmethod
     def _none_to_empty(cls, value: Any) -> Any:
         return "" if value is None else value
