@@ -150,3 +150,25 @@ def shipped_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder):
     settings = Settings(kb_dir=ROOT / "kb", index_dir=tmp_path_factory.mktemp("shipped") / "index")
     run_ingest(settings, embedder, progress=False)
     return settings
+
+
+@pytest.fixture(scope="session")
+def api_state(shipped_index, embedder: Embedder):
+    """The API's state over the shipped index, opened once per session (the session's embedder, no second load)."""
+    from sopilot.api.state import AppState
+
+    settings = shipped_index.model_copy(update={"rate_limit": 0})
+    state = AppState.open(settings, embedder)
+    yield state
+    state.close()
+
+
+@pytest.fixture(scope="session")
+def api_client(api_state):
+    """A TestClient of the app over ``api_state`` (no keys configured: every caller is admin)."""
+    from fastapi.testclient import TestClient
+
+    from sopilot.api.app import create_app
+
+    with TestClient(create_app(state=api_state)) as client:
+        yield client

@@ -38,3 +38,10 @@ class InvalidQueryError(SopilotError):
     """A query or its options are not usable."""
 
     http_status = 422
+
+
+class IngestRunningError(SopilotError):
+    """Another ingest holds the index folder's lock; two at once would interleave their writes."""
+
+    exit_code = 3
+    http_status = 409

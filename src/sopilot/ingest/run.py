@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sopilot.core.settings import Settings
 from sopilot.index.embedder import Embedder
-from sopilot.index.folder import open_lexical
+from sopilot.index.folder import bump_generation, ingest_lock, open_lexical
 from sopilot.index.lexical import to_lexical
 from sopilot.index.store import VectorStore, make_client
 from sopilot.ingest.manifest import Manifest
@@ -14,7 +14,18 @@ MANIFEST_FILE = "manifest.sqlite3"
 
 
 def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True) -> IngestReport:
-    """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder)."""
+    """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder).
+
+    Holds the index folder's ingest lock (a second ingest at once raises ``IngestRunningError``) and, when
+    the index changed, writes a new generation marker so serving processes reopen it."""
+    with ingest_lock(settings.index_dir):
+        report = _sync(settings, embedder, rebuild=rebuild, progress=progress)
+        if rebuild or report.added or report.updated or report.removed:
+            bump_generation(settings.index_dir)
+        return report
+
+
+def _sync(settings: Settings, embedder: Embedder, *, rebuild: bool, progress: bool) -> IngestReport:
     client = make_client(settings)
     manifest = Manifest(settings.index_dir / MANIFEST_FILE)
     lexical = open_lexical(settings)
@@ -58,6 +69,13 @@ def current_kb_version(settings: Settings) -> str:
 
 def rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> int:
     """Rebuild the lexical index from what the store holds; returns the number of chunks."""
+    with ingest_lock(settings.index_dir):
+        count = _rebuild_lexical(settings, embedder_name, dimension)
+        bump_generation(settings.index_dir)
+        return count
+
+
+def _rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> int:
     store = VectorStore.open(make_client(settings), settings.collection, embedder_name, dimension, create=False)
     lexical = open_lexical(settings)
     try:

@@ -1,0 +1,101 @@
+"""The HTTP API: ``create_app(settings)`` builds it; its lifespan opens the models and the index once.
+
+``sopilot serve`` runs it under uvicorn (``app_from_env`` is the factory each worker calls). Errors are JSON
+with a stable code (``sopilot.api.errors``); request bodies above ``SOPILOT_MAX_BODY_BYTES`` are refused
+before they are read whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sopilot import __version__
+from sopilot.api.errors import error_response, install_handlers
+from sopilot.api.routes import ROUTERS
+from sopilot.api.state import AppState
+from sopilot.core.settings import Settings
+from sopilot.index.embedder import Embedder
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes with 413, by their Content-Length or as they stream in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            "body_too_large",
+            f"the request body is larger than {self.limit} bytes",
+            "send only the user's question and options (SOPILOT_MAX_BODY_BYTES sets the limit)",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings | None = None, *, embedder: Embedder | None = None, state: AppState | None = None
+) -> FastAPI:
+    """The API over the index ``settings`` name. ``embedder`` reuses a loaded model; ``state`` a whole opened
+    state (tests build several apps on one); without them the lifespan loads the models itself."""
+    settings = settings or (state.settings if state else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = state if state is not None else await run_in_threadpool(AppState.open, settings, embedder)
+        app.state.sopilot = opened
+        try:
+            yield
+        finally:
+            if state is None:
+                opened.close()
+
+    app = FastAPI(
+        title="SOPilot",
+        version=__version__,
+        summary="SOP passages and drafted replies with citations, for support agents to review and send.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory ``sopilot serve`` gives uvicorn: settings from the ``SOPILOT_*`` environment."""
+    return create_app(Settings())

@@ -1,0 +1,226 @@
+"""What the API accepts and returns: request and response models, never SOPilot's internal objects."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sopilot.core.types import Citation, Draft, Passage
+from sopilot.retrieval.search import MAX_QUERY_CHARS, SearchResult
+
+Tone = Literal["user", "internal"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Filters(Strict):
+    """Only SOPs that match every field given (any of the values within a field); active SOPs by default."""
+
+    team: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    product: list[str] = Field(default_factory=list, max_length=20)
+    status: list[Literal["active", "draft", "deprecated", "all"]] = Field(default_factory=list, max_length=4)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {name: list(values) for name, values in self.model_dump().items() if values}
+
+
+class SearchRequest(Strict):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question, as written.")
+    k: int | None = Field(None, ge=1, le=100, description="Passages to return (the server's default when unset).")
+    filters: Filters = Field(default_factory=Filters)
+
+
+class AnswerRequest(SearchRequest):
+    tone: Literal["user", "internal"] = Field("user", description="A reply to the user, or an internal note.")
+    stream: bool = Field(
+        False, description="Server-sent events: the draft's text as it is written, then the whole answer."
+    )
+
+
+class PassagePublic(BaseModel):
+    chunk_id: str
+    path: str
+    title: str
+    heading_path: list[str]
+    anchor: str
+    link: str = Field(description="path#anchor of the section")
+    start_line: int
+    end_line: int
+    text: str
+    role: str = Field(description="The section's role (resolve, diagnose, escalate, internal, reference, template)")
+    score: float
+    scores: dict[str, float]
+
+    @classmethod
+    def of(cls, p: Passage) -> PassagePublic:
+        return cls(
+            chunk_id=p.chunk_id,
+            path=p.path,
+            title=p.title,
+            heading_path=list(p.heading_path),
+            anchor=p.anchor,
+            link=p.link,
+            start_line=p.start_line,
+            end_line=p.end_line,
+            text=p.text,
+            role=p.role,
+            score=p.score,
+            scores={name: float(value) for name, value in p.scores.items()},
+        )
+
+
+class SearchResponse(BaseModel):
+    query_id: str = Field(description="The id this search has in the query log")
+    query: str
+    covered: bool | None = Field(description="Whether the SOPs seem to answer the question")
+    coverage_reason: str
+    filters: dict[str, list[str]]
+    passages: list[PassagePublic]
+
+    @classmethod
+    def of(cls, query_id: str, result: SearchResult) -> SearchResponse:
+        return cls(
+            query_id=query_id,
+            query=result.query,
+            covered=result.covered,
+            coverage_reason=result.reason,
+            filters=result.filters,
+            passages=[PassagePublic.of(p) for p in result.passages],
+        )
+
+
+class CitationPublic(BaseModel):
+    n: int
+    chunk_id: str
+    path: str
+    title: str
+    heading_path: list[str]
+    anchor: str
+    link: str
+    start_line: int
+    end_line: int
+    quote: str
+    role: Literal["answer", "escalation"] | str = Field(description="answer, or escalation (the escalation path)")
+    section_role: str
+
+    @classmethod
+    def of(cls, c: Citation, titles: dict[str, str]) -> CitationPublic:
+        title = titles.get(c.path) or (c.heading_path[0] if c.heading_path else c.path)
+        return cls(
+            n=c.n,
+            chunk_id=c.chunk_id,
+            path=c.path,
+            title=title,
+            heading_path=list(c.heading_path),
+            anchor=c.anchor,
+            link=f"{c.path}#{c.anchor}" if c.anchor else c.path,
+            start_line=c.start_line,
+            end_line=c.end_line,
+            quote=c.quote,
+            role=c.role,
+            section_role=c.section_role,
+        )
+
+
+class SentencePublic(BaseModel):
+    text: str
+    citations: list[int]
+    supported: bool | None
+
+
+class EscalationPublic(BaseModel):
+    team: str
+    channel: str
+    when: str
+
+
+class ReviewFlag(BaseModel):
+    """Something the agent should check before sending."""
+
+    code: Literal["not_covered", "unsupported_sentence", "model_replaced"]
+    message: str
+
+
+class AnswerResponse(BaseModel):
+    answer_id: str = Field(description="Give it back with POST /v1/feedback")
+    query: str
+    text: str = Field(description="The draft, with [n] citations; review before sending")
+    tone: Literal["user", "internal"]
+    covered: bool
+    coverage_reason: str
+    escalation: EscalationPublic | None
+    review_flags: list[ReviewFlag]
+    sentences: list[SentencePublic]
+    citations: list[CitationPublic]
+    passages: list[PassagePublic]
+    drafter: str
+    kb_version: str
+
+    @classmethod
+    def of(cls, answer_id: str, tone: Tone, draft: Draft, result: SearchResult) -> AnswerResponse:
+        titles = {p.path: p.title for p in result.passages}
+        e = draft.escalation
+        return cls(
+            answer_id=answer_id,
+            query=result.query,
+            text=draft.text,
+            tone=tone,
+            covered=draft.covered,
+            coverage_reason=draft.abstention_reason or result.reason,
+            escalation=EscalationPublic(team=e.team, channel=e.channel, when=e.when) if e else None,
+            review_flags=review_flags(draft),
+            sentences=[
+                SentencePublic(text=s.text, citations=list(s.citations), supported=s.supported) for s in draft.sentences
+            ],
+            citations=[CitationPublic.of(c, titles) for c in draft.citations],
+            passages=[PassagePublic.of(p) for p in result.passages],
+            drafter=str(draft.provenance.get("drafter", "")),
+            kb_version=str(draft.provenance.get("kb_version", "")),
+        )
+
+
+def review_flags(draft: Draft) -> list[ReviewFlag]:
+    flags = []
+    if not draft.covered:
+        flags.append(ReviewFlag(code="not_covered", message=draft.abstention_reason or "the SOPs may not cover this"))
+    fallback = draft.provenance.get("fallback_reason")
+    if fallback:
+        flags.append(ReviewFlag(code="model_replaced", message=f"the language model's draft was replaced: {fallback}"))
+    flags.extend(
+        ReviewFlag(code="unsupported_sentence", message=s.text) for s in draft.sentences if s.supported is False
+    )
+    return flags
+
+
+class FeedbackRequest(Strict):
+    answer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    verdict: Literal["accepted", "edited", "rejected"]
+    sent_text: str = Field("", max_length=20_000, description="The text the agent actually sent")
+    comment: str = Field("", max_length=2_000)
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: int
+    answer_id: str
+    verdict: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    chunks: int
+    kb_version: str
+    generation: str
+    drafter: str
+    keys_required: bool
+
+
+def as_json(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

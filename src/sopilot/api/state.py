@@ -1,0 +1,130 @@
+"""What the app's lifespan opens once per worker: settings, the embedder, the index, the drafters, the logs.
+
+``AppState.engine()`` returns what answers questions for the index's current generation. After an ingest (in
+this worker or another) rewrites the generation marker, the next request opens the index again and swaps the
+whole ``Engine`` at once: a request holds one engine from start to end, so it never mixes two generations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sopilot.api.keys import KeyStore, keys_path
+from sopilot.api.limits import RATELIMIT_FILE, RateLimiter
+from sopilot.core.errors import SopilotError
+from sopilot.core.settings import Settings
+from sopilot.draft.base import Drafter, Tone
+from sopilot.index.embedder import Embedder
+from sopilot.index.folder import read_generation
+from sopilot.index.querylog import QueryLog, Redactor, querylog_path
+from sopilot.retrieval.search import Retriever
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
+
+log = logging.getLogger(__name__)
+TONES: tuple[Tone, ...] = ("user", "internal")
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """One generation of the index, opened: the retriever and a drafter per tone."""
+
+    generation: str
+    retriever: Retriever
+    drafters: dict[str, Drafter]
+    kb_version: str
+    chunks: int
+
+
+def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generation: str) -> Engine:
+    from sopilot.draft.factory import open_drafter
+    from sopilot.draft.rewrite import LLMQueryRewriter
+    from sopilot.ingest.run import current_kb_version
+    from sopilot.retrieval.search import open_retriever
+
+    rewriter = LLMQueryRewriter(llm) if settings.query_rewrite and llm is not None else None
+    retriever = open_retriever(settings, embedder, rewriter=rewriter)
+    retriever.warm()
+    kb_version = current_kb_version(settings)
+    drafters: dict[str, Drafter] = {
+        tone: open_drafter(settings, retriever.store, tone=tone, kb_version=kb_version, embedder=embedder, llm=llm)
+        for tone in TONES
+    }
+    return Engine(generation, retriever, drafters, kb_version, retriever.store.count())
+
+
+class AppState:
+    """Opened once per worker by the lifespan; routes reach it through ``sopilot.api.deps``."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, llm: LLM | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.llm = llm
+        self.querylog = (
+            QueryLog(querylog_path(settings.index_dir), Redactor(settings.redact)) if settings.querylog else None
+        )
+        self.keys = KeyStore(keys_path(settings.index_dir))
+        self.limiter = RateLimiter(settings.index_dir / RATELIMIT_FILE, settings.rate_limit, settings.rate_burst)
+        self._engine: Engine | None = None
+        self._error: SopilotError | None = None
+        self._lock = threading.Lock()
+        self.ingest_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> AppState:
+        """Load the models (unless ``embedder`` is given, e.g. shared by tests) and open the index."""
+        if embedder is None:
+            from sopilot.index.embedder import load_embedder
+
+            embedder = load_embedder(
+                settings.embedder,
+                device=settings.device,
+                batch_size=settings.embed_batch_size,
+                runtime=settings.runtime,
+                onnx_cache=settings.index_dir / "models",
+                query_threads=settings.query_threads,
+            )
+        llm = None
+        if settings.drafter == "llm" or settings.query_rewrite:
+            from sopilot.draft.llm import load_llm
+
+            llm = load_llm(settings)
+        state = cls(settings, embedder, llm)
+        try:
+            state.engine()
+            embedder.embed_query("warm up")  # the first question should not pay for the model's first run
+        except SopilotError as exc:  # served as 503 by readiness and the routes until an ingest fixes it
+            log.warning("the index is not ready: %s", exc)
+        return state
+
+    def engine(self) -> Engine:
+        """The engine for the index's current generation, opened again when an ingest changed it."""
+        generation = read_generation(self.settings.index_dir)
+        engine = self._engine
+        if engine is not None and engine.generation == generation:
+            return engine
+        with self._lock:
+            engine = self._engine
+            if engine is not None and engine.generation == generation:
+                return engine
+            try:
+                engine = open_engine(self.settings, self.embedder, self.llm, generation)
+            except SopilotError as exc:
+                self._error = exc
+                raise
+            self._engine, self._error = engine, None
+            log.info("index generation %s opened: %d chunks", generation or "(first)", engine.chunks)
+            return engine
+
+    def describe(self) -> dict[str, Any]:
+        return {"keys_required": self.keys.required(), "drafter": self.settings.drafter}
+
+    def close(self) -> None:
+        if self.querylog is not None:
+            self.querylog.close()
+        self.keys.close()
+        self.limiter.close()
