@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sopilot.api.routes import answer, health, search
+from sopilot.api.routes import answer, console, health, search, sops
 
-ROUTERS: list[APIRouter] = [health.router, search.router, answer.router]
+# The console's pages last: its catch-all /sop/{path} and /static/{name} never shadow an API route.
+ROUTERS: list[APIRouter] = [health.router, search.router, answer.router, sops.router, console.router]

@@ -56,9 +56,9 @@ function errorMessage(status, body) {
   return [String(status), `The server answered ${status}.`];
 }
 
-/** JSON from the API; on 401 asks for a key once and retries. */
+/** JSON from the API; a 401 asks for the key (saying why) until one works or the agent cancels. */
 export async function api(path, { method = "GET", body } = {}) {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (;;) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const key = apiKey();
@@ -76,13 +76,12 @@ export async function api(path, { method = "GET", body } = {}) {
     }
     if (response.ok) return data;
     const [code, message] = errorMessage(response.status, data);
-    if (response.status === 401 && attempt === 0) {
+    if (response.status === 401) {
       forgetKey();
       if (await askForKey(message)) continue;
     }
     throw new ApiError(response.status, code, message);
   }
-  throw new ApiError(401, "unauthorized", "An API key is needed.");
 }
 
 /** The console's page for an SOP section. */

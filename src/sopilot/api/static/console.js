@@ -23,21 +23,34 @@ function filters() {
   return out;
 }
 
+/** Source line breaks inside a paragraph dropped, so text wraps to the column; lists and tables keep theirs. */
+function reflow(text) {
+  return String(text || "").replace(/([^\n])\n(?!\s*(?:[-*+] |\d+[.)] |\||#|>|```|\n))/g, "$1 ");
+}
+
+/** The heading path below the SOP's title (the title is shown already). */
+function sectionPath(value, title) {
+  const parts = Array.isArray(value) ? value : String(value || "").split(" > ");
+  const rest = parts[0] === title ? parts.slice(1) : parts;
+  return headingPath(rest);
+}
+
 function renderPassages(passages) {
   const list = $("passages");
   list.replaceChildren();
   for (const p of passages || []) {
     const item = el("li");
+    const head = el("div", null, { class: "item-head" });
     const title = el("a", p.title || p.path, { href: sopUrl(p.path, p.anchor), target: "_blank", rel: "opener" });
     title.className = "title";
-    item.append(title);
-    if (p.role) item.append(el("span", p.role, { class: "role" }));
-    const score = p.score;
-    const meta = el("div", headingPath(p.heading_path), { class: "meta" });
-    if (typeof score === "number") meta.append(` · score ${score.toFixed(3)}`);
-    meta.append(` · ${p.path}${p.start_line ? `:${p.start_line}` : ""}`);
-    item.append(meta);
-    item.append(el("pre", p.text, { class: "passage-text" }));
+    head.append(title);
+    if (p.role) head.append(el("span", p.role, { class: "role" }));
+    item.append(head);
+    const meta = el("div", sectionPath(p.heading_path, p.title), { class: "meta section" });
+    const where = el("div", `${p.path}${p.start_line ? `:${p.start_line}` : ""}`, { class: "meta" });
+    if (typeof p.score === "number") where.append(` · score ${p.score.toFixed(3)}`);
+    item.append(meta, where);
+    item.append(el("pre", reflow(p.text), { class: "passage-text" }));
     list.append(item);
   }
   if (!list.children.length) list.append(el("li", "No passage matched these filters.", { class: "meta" }));
@@ -47,13 +60,14 @@ function renderCitations(citations) {
   const list = $("citations");
   list.replaceChildren();
   for (const c of citations || []) {
-    const item = el("li", null, { value: String(c.n) });
+    const item = el("li");
+    const head = el("div", null, { class: "item-head" });
     const link = el("a", c.title || c.path, { href: sopUrl(c.path, c.anchor), target: "_blank", rel: "opener" });
     link.className = "title";
-    item.append(el("span", `[${c.n}] `), link);
-    const role = c.section_role || c.role;
-    if (role) item.append(el("span", role, { class: "role" }));
-    item.append(el("div", headingPath(c.heading_path), { class: "meta" }));
+    head.append(el("span", `[${c.n}]`, { class: "cite-n" }), link);
+    const role = c.role === "escalation" ? "escalation" : c.section_role;
+    if (role) head.append(el("span", role, { class: "role" }));
+    item.append(head, el("div", sectionPath(c.heading_path, c.title), { class: "meta section" }));
     if (c.quote) item.append(el("p", c.quote, { class: "quote" }));
     list.append(item);
   }
@@ -64,7 +78,8 @@ function renderCitations(citations) {
 function escalationText(esc) {
   if (!esc) return "";
   if (typeof esc === "string") return esc;
-  return [esc.team, esc.channel && `(${esc.channel})`, esc.when && `: ${esc.when}`].filter(Boolean).join(" ");
+  const who = esc.channel ? `${esc.team} (${esc.channel})` : esc.team;
+  return esc.when ? `${who}, when: ${esc.when}` : who;
 }
 
 function renderAnswer(data) {
