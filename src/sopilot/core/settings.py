@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         gt=16,
         description="Cap on tokens per chunk; defaults to the embedder's maximum sequence length.",
     )
+    watch_debounce_ms: int = Field(
+        400,
+        ge=50,
+        le=60_000,
+        description="sopilot ingest --watch: milliseconds of quiet after a save before the KB is synced (one "
+        "sync for a burst of saves, e.g. a git checkout).",
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass of the embedder.")
     embed_group: int = Field(
         256, ge=1, le=5000, description="Chunks embedded and written per step: what a crash can lose at most."
