@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ def watch_kb(
     *,
     stop: threading.Event | None = None,
     ready: Callable[[IngestReport], None] | None = None,
-) -> Iterator[WatchBatch]:
+) -> Generator[WatchBatch, None, None]:
     """Sync once, call ``ready`` with that report, then yield a ``WatchBatch`` for each batch of saved files
     until ``stop`` is set (or the process is interrupted).
 
