@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sopilot.cli import report_conflicts, report_stale
@@ -34,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     health.add_argument("--limit", type=int, default=20, help="sections shown (default 20)")
     add_common(health)
     health.set_defaults(func=run_health)
+
+    daily = group.add_parser("daily", help="one day of questions: volume, coverage, topics, gaps, stale, worst, slow")
+    daily.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="the day (UTC; default today)")
+    daily.add_argument("--out", type=Path, metavar="DIR", help="folder for report.md, report.html and plots")
+    daily.add_argument("--threshold", type=float, default=0.45, help="gap clusters' distance threshold (0.45)")
+    add_common(daily)
+    daily.set_defaults(func=run_daily)
 
     for module in REPORTS:
         module.register(group)
@@ -138,4 +146,41 @@ def run_health(args: argparse.Namespace) -> int:
             f"{s.rate('rejected'):>6.0%} {s.rate('edited'):>5.0%} {s.rate('accepted'):>6.0%} "
             f"{s.judged:>6} {s.cited:>5}  {' > '.join(s.heading_path) or s.path}  ({s.link})"
         )
+    return 0
+
+
+def run_daily(args: argparse.Namespace) -> int:
+    from sopilot.author.daily import daily_report, write_daily
+    from sopilot.author.gaps import GapParams
+    from sopilot.index.store import VectorStore, make_client
+
+    settings = load_settings(args)
+    log = _open_log(settings)
+    day = args.date or datetime.now(UTC).date()
+    quiet_libraries()
+    embedder = load_embedder(settings)
+    store = VectorStore.open(
+        make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
+    )
+    params = GapParams(distance_threshold=args.threshold, weak_below=settings.covered_min_dense)
+    report = daily_report(
+        log,
+        day,
+        embedder,
+        store,
+        settings.kb_dir,
+        ignore=tuple(settings.ignore),
+        max_file_bytes=settings.max_file_bytes,
+        gap_params=params,
+    )
+    out = args.out or settings.index_dir / "reports" / f"daily-{day.isoformat()}"
+    written = write_daily(report, out)
+    if args.json:
+        print_json({**report.to_dict(), "files": {k: str(v) for k, v in written.items()}})
+        return 0
+    print(
+        f"{report.questions} questions on {day}: written to {written['report.md']} and {written['report.html']}",
+        file=sys.stderr,
+    )
+    print((out / "report.md").read_text(encoding="utf-8"))
     return 0
