@@ -45,3 +45,9 @@ class IngestRunningError(SopilotError):
 
     exit_code = 3
     http_status = 409
+
+
+class IndexWriteError(SopilotError):
+    """The index folder cannot be written (disk full, read-only, no permission); what it held stays usable."""
+
+    http_status = 507

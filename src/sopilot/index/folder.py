@@ -7,6 +7,7 @@ marker rewritten after every ingest that changed the index, so serving processes
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sopilot.core.errors import IngestRunningError
+from sopilot.core.errors import IndexWriteError, IngestRunningError
 from sopilot.core.settings import Settings
 from sopilot.index.lexical import LexicalIndex
 
@@ -78,3 +79,45 @@ def bump_generation(index_dir: Path) -> str:
     tmp.write_text(value + "\n", encoding="utf-8")
     os.replace(tmp, index_dir / GENERATION_FILE)
     return value
+
+
+# What SQLite, Chroma (its Rust core reports SQLite's and the OS's messages as text) and the OS say when a
+# folder cannot be written, with the fix for each.
+_WRITE_PROBLEMS = (
+    (
+        ("disk is full", "no space left", "(code: 13)", "quota exceeded"),
+        "the disk is full",
+        "free some space on that disk (or point SOPILOT_INDEX_DIR at a disk with room), then run the ingest again",
+    ),
+    (
+        ("readonly database", "read-only file system", "read only file system", "(code: 8)"),
+        "the folder is read-only",
+        "make it writable (or point SOPILOT_INDEX_DIR at a writable folder), then run the ingest again",
+    ),
+    (
+        ("permission denied", "unable to open database file", "(code: 14)"),
+        "this user may not write there",
+        "give this user write access to it (or point SOPILOT_INDEX_DIR elsewhere), then run the ingest again",
+    ),
+)
+_ERRNO_PROBLEM = {errno.ENOSPC: 0, errno.EDQUOT: 0, errno.EROFS: 1, errno.EACCES: 2, errno.EPERM: 2}
+
+
+def index_write_error(exc: BaseException, index_dir: Path) -> IndexWriteError | None:
+    """A clear error when ``exc`` (or what caused it) says the index folder cannot be written; else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        found: int | None = None
+        if isinstance(seen, OSError) and seen.errno in _ERRNO_PROBLEM:
+            found = _ERRNO_PROBLEM[seen.errno]
+        else:
+            text = str(seen).lower()
+            found = next((n for n, (cues, _, _) in enumerate(_WRITE_PROBLEMS) if any(c in text for c in cues)), None)
+        if found is not None:
+            _, problem, fix = _WRITE_PROBLEMS[found]
+            return IndexWriteError(
+                f"cannot write the index in {index_dir}: {problem} ({type(seen).__name__}: {seen}). "
+                f"Nothing indexed before is lost, and the next ingest finishes what this one began. To fix: {fix}"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -6,6 +6,8 @@ another, so vectors of two models are never mixed.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ import numpy as np
 
 from sopilot.core.errors import EmbedderMismatchError, IndexNotFoundError, StoreUnavailableError
 from sopilot.core.settings import Settings
+from sopilot.index.folder import index_write_error
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -51,7 +54,13 @@ def make_client(settings: Settings) -> ClientAPI:
                 "Start it (`chroma run --path DIR`) or unset SOPILOT_CHROMA_URL to use the embedded store"
             ) from exc
     path = settings.index_dir / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.statvfs(path).f_flag & os.ST_RDONLY or not os.access(path, os.W_OK):
+            # Chroma's embedded store writes as it opens, even to search, and fails with a puzzling error.
+            raise OSError(errno.EROFS, f"Chroma's embedded store in {path} must be writable, even to search")
+    except OSError as exc:
+        raise index_write_error(exc, settings.index_dir) or exc from exc
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 

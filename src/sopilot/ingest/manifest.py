@@ -35,9 +35,11 @@ class Manifest:
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             """
         )
-        if self.get("schema") not in (None, SCHEMA_VERSION):
+        schema = self.get("schema")
+        if schema not in (None, SCHEMA_VERSION):
             self.clear()
-        self.set("schema", SCHEMA_VERSION)
+        if schema != SCHEMA_VERSION:  # written once: opening an index on a read-only disk writes nothing
+            self.set("schema", SCHEMA_VERSION)
 
     def close(self) -> None:
         self._db.close()

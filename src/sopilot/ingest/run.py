@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.index.embedder import Embedder
-from sopilot.index.folder import bump_generation, ingest_lock, open_lexical
+from sopilot.index.folder import bump_generation, index_write_error, ingest_lock, open_lexical
 from sopilot.index.lexical import to_lexical
 from sopilot.index.store import VectorStore, make_client
 from sopilot.ingest.manifest import Manifest
@@ -17,12 +18,22 @@ def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False,
     """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder).
 
     Holds the index folder's ingest lock (a second ingest at once raises ``IngestRunningError``) and, when
-    the index changed, writes a new generation marker so serving processes reopen it."""
-    with ingest_lock(settings.index_dir):
-        report = _sync(settings, embedder, rebuild=rebuild, progress=progress)
-        if rebuild or report.added or report.updated or report.removed:
-            bump_generation(settings.index_dir)
-        return report
+    the index changed, writes a new generation marker so serving processes reopen it. Raises IndexWriteError
+    when the index folder cannot be written (disk full, read-only): the sync stops where it was, what the index
+    held stays searchable, and the next run after the fix finishes the job."""
+    try:
+        with ingest_lock(settings.index_dir):
+            report = _sync(settings, embedder, rebuild=rebuild, progress=progress)
+            if rebuild or report.added or report.updated or report.removed:
+                bump_generation(settings.index_dir)
+            return report
+    except SopilotError:
+        raise
+    except Exception as exc:
+        error = index_write_error(exc, settings.index_dir)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _sync(settings: Settings, embedder: Embedder, *, rebuild: bool, progress: bool) -> IngestReport:
