@@ -63,6 +63,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     cal.set_defaults(func=run_calibrate)
 
+    impact = group.add_parser(
+        "impact", help="answers that change between the KB at a git ref and the working tree (for SOP PRs)"
+    )
+    impact.add_argument("testset", type=Path, help="test set (JSONL): the questions to answer on both")
+    impact.add_argument("--base", required=True, metavar="REF", help="git ref of the KB to compare with, e.g. main")
+    impact.add_argument("-k", type=int, default=5, help="passages searched per question (default 5)")
+    impact.add_argument("--fail-on-change", action="store_true", help="exit 1 when any answer changes (for CI)")
+    add_common(impact)
+    impact.set_defaults(func=run_impact)
+
     beir = group.add_parser("beir", help="score retrieval on a BEIR data set (corpus, queries, qrels/test.tsv)")
     beir.add_argument("folder", type=Path, help="BEIR data set folder")
     add_common(beir)
@@ -191,3 +201,24 @@ def run_beir_cmd(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(scores, indent=2))
     return 0
+
+
+def run_impact(args: argparse.Namespace) -> int:
+    from sopilot.eval.impact import impact_markdown, preview_impact
+    from sopilot.eval.testset import load_testset
+
+    settings = load_settings(args)
+    questions = load_testset(args.testset)
+    quiet_libraries()
+    embedder = load_embedder(settings)
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    impact = preview_impact(settings, embedder, questions, args.base, k=args.k, progress=progress)
+    if args.json:
+        print_json(impact.to_dict())
+    else:
+        print(impact_markdown(impact))
+    return 1 if args.fail_on_change and impact.changed else 0
