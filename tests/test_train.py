@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import sop, write_kb
+from tests.conftest import ROOT, sop, write_kb
 
 from sopilot.cli.main import main
+from sopilot.core.errors import ConfigError
 from sopilot.core.settings import Settings
 from sopilot.retrieval.answerability import answerability_path
+from sopilot.train.answerability import active_sops, mine_questions
+from sopilot.train.pairs import mine_pairs, sop_pairs
 from sopilot.train.pipeline import run_training
 from sopilot.train.record import read_record, record_path
 
@@ -55,3 +58,96 @@ def test_an_unknown_step_is_refused_with_the_steps_named(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert "magic" in err and "answerability" in err
     assert not record_path(tmp_path / "i").exists()
+
+
+def _testset_questions() -> set[str]:
+    questions = set()
+    for path in (ROOT / "eval" / "testsets").glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                questions.add(" ".join(json.loads(line)["question"].lower().split()))
+    return questions
+
+
+def test_questions_mined_from_the_shipped_kb_share_none_with_the_test_sets(embedder) -> None:
+    sops = active_sops(Settings(kb_dir=ROOT / "kb"), embedder)
+    pairs = mine_pairs(sops, max_pairs=100_000)
+    mined = {" ".join(p.question.lower().split()) for p in pairs}
+    mined |= {" ".join(m.question.lower().split()) for s in sops for m in mine_questions(s)}
+    asked = _testset_questions()
+    assert len(asked) > 150 and len(pairs) > 500
+    assert not mined & asked, f"training questions found in a test set: {sorted(mined & asked)[:3]}"
+
+
+def test_mined_pairs_point_symptoms_to_the_fix(tmp_path: Path, embedder) -> None:
+    body = """
+    ## Symptoms
+
+    - The export job shows `job stuck in running state` for hours
+
+    ## Resolution: stuck export job
+
+    1. Cancel the stuck export job from Export Center.
+    2. Start the export again with a smaller date range.
+    """
+    kb = write_kb(tmp_path / "kb", {"e.md": sop("T-E", "Export", body)})
+    (loaded,) = active_sops(Settings(kb_dir=kb), embedder)
+    pairs = list(sop_pairs(loaded))
+    symptom = next(p for p in pairs if p.kind == "symptom")
+    assert symptom.section.endswith("#resolution-stuck-export-job")
+    error = next(p for p in pairs if p.kind == "error")
+    assert error.question == "job stuck in running state"
+    assert error.section == symptom.section, "an error quoted in the symptoms points to the fix"
+    heading = next(p for p in pairs if p.kind == "heading" and "Resolution" in p.question)
+    assert heading.section == symptom.section
+
+
+STEPS_KB = {
+    "sso": ("SSO login fails", "SAML response not valid", "Sign in from the Okta dashboard tile, not a bookmark"),
+    "api": ("Partner API rate limits", "HTTP 429 Too Many Requests", "Wait the Retry-After seconds before retrying"),
+    "queue": ("Queue backlog", "oldest item older than an hour", "Move reviewers from the quiet queues to this one"),
+    "export": ("Export fails", "job stuck in running state", "Cancel the job and start it with a smaller range"),
+    "tags": ("Labeler tag missing", "tag not in the picker", "Reload the taxonomy from the admin page"),
+    "appeal": ("Stuck appeals", "appeal past its deadline", "Reassign the appeal to the senior appeals desk"),
+}
+
+
+@pytest.mark.slow
+def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: Path, embedder) -> None:
+    from sopilot.index.embedder import TRAINED_FILE, QueryTunedEmbedder, load_embedder
+    from sopilot.retrieval.search import open_retriever
+    from sopilot.train.embedder import EmbedderTraining, model_folder
+
+    files = {
+        f"{name}.md": sop(
+            f"T-{i}",
+            title,
+            f"## Symptoms\n\n- The user sees `{symptom}` when they open the console\n\n"
+            f"## Resolution: {symptom}\n\n1. {fix}.\n2. Ask the user to try again and confirm it works now.\n\n"
+            f"## Checks\n\n- Look at the audit log entries of the {name} service for the same user today.\n",
+        )
+        for i, (name, (title, symptom, fix)) in enumerate(STEPS_KB.items())
+    }
+    settings = Settings(kb_dir=write_kb(tmp_path / "kb", files), index_dir=tmp_path / "index")
+    plan = EmbedderTraining(max_pairs=80, epochs=1, batch_size=8, roughened=False)
+
+    def open_torch(s: Settings) -> QueryTunedEmbedder:  # no ONNX export in the test: the tests of it are elsewhere
+        return load_embedder(s.embedder, runtime="torch", query_model=s.query_embedder)  # type: ignore[return-value]
+
+    record, _ = run_training(settings, embedder, ["embedder"], open_embedder=open_torch, plan=plan, progress=False)
+    folder = model_folder(settings.index_dir)
+    assert (folder / "model.safetensors").is_file() and (folder / TRAINED_FILE).is_file()
+    figures = record.steps["embedder"]
+    assert figures["documents"] == embedder.name and figures["questions"] > 10
+    assert figures["held_out_mrr@10_after"] is not None and figures["last_loss"] < figures["first_loss"]
+    assert record.use == f"SOPILOT_QUERY_EMBEDDER={folder}"
+
+    tuned = load_embedder(embedder.name, runtime="torch", query_model=str(folder))
+    assert isinstance(tuned, QueryTunedEmbedder) and tuned.name == embedder.name, "the index is not re-embedded"
+    question = "the console says SAML response not valid"
+    assert abs(float(tuned.embed_query(question) @ embedder.embed_query(question))) < 0.9999
+    base_top = open_retriever(settings, embedder).search(question, k=3).passages[0]
+    tuned_top = open_retriever(settings, tuned).search(question, k=3).passages[0]
+    assert tuned_top.scores["dense"] != base_top.scores["dense"], "the search embeds questions with the tuned model"
+    with pytest.raises(ConfigError, match="trained for documents embedded by"):
+        load_embedder(str(folder), runtime="torch", query_model=str(folder))

@@ -46,6 +46,7 @@ def load_embedder(settings: Settings) -> Any:
         runtime=settings.runtime,
         onnx_cache=settings.index_dir / "models",
         query_threads=settings.query_threads,
+        query_model=settings.query_embedder,
     )
 
 

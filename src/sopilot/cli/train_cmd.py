@@ -9,23 +9,33 @@ from sopilot.train.record import STEPS, parse_steps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="learn from the KB (answerability model); record it in train.json")
+    p = sub.add_parser("train", help="learn from the KB (embedder, answerability model); record it in train.json")
     p.add_argument(
         "--steps",
         default=",".join(STEPS),
         help=f"comma-separated steps to run, in their fixed order (default and all: {','.join(STEPS)})",
     )
+    p.add_argument("--epochs", type=int, default=2, help="passes over the mined questions (embedder step)")
+    p.add_argument("--max-pairs", type=int, default=4000, help="mined questions at most (embedder step)")
     add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sopilot.train.embedder import EmbedderTraining
     from sopilot.train.pipeline import run_training
 
     steps = parse_steps(args.steps)  # before any model loads
     settings = load_settings(args)
     quiet_libraries()
-    record, path = run_training(settings, load_embedder(settings), steps, progress=not args.quiet)
+    record, path = run_training(
+        settings,
+        load_embedder(settings),
+        steps,
+        open_embedder=load_embedder,
+        plan=EmbedderTraining(max_pairs=args.max_pairs, epochs=args.epochs),
+        progress=not args.quiet,
+    )
     if args.json:
         print_json({"record": str(path), **record.__dict__})
         return 0
@@ -33,4 +43,6 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict | list))
         print(f"{name}: {shown}")
     print(f"trained in {record.seconds:.0f}s (load average {record.load_average}); record: {path}")
+    if record.use:
+        print(f"questions are embedded by the trained model when {record.use} is set")
     return 0

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         DEFAULT_EMBEDDER,
         description="The packaged embedder name, or any sentence-transformers model folder or name.",
     )
+    query_embedder: str | None = Field(
+        None,
+        description="A model folder that embeds questions in place of SOPILOT_EMBEDDER, fine-tuned for it by "
+        "`sopilot train` (the index folder's query-embedder/); documents keep the embedder's vectors.",
+    )
     chroma_url: str | None = Field(None, description="Chroma server URL; the embedded store when unset.")
     collection: str = Field("sopilot", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]+$")
     max_file_bytes: int = Field(1_000_000, gt=0, description="SOP files larger than this are refused.")

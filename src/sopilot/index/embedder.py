@@ -258,6 +258,48 @@ def _onnx_or_none(
         return None
 
 
+TRAINED_FILE = "sopilot_trained.json"  # in a model folder `sopilot train` wrote: what it was trained for
+
+
+class QueryTunedEmbedder:
+    """Documents embedded by one model, questions by another fine-tuned to map them into the same space.
+
+    The index keeps the document model's vectors and name (nothing is embedded again); only questions go
+    through the tuned model, which costs what the document model costs per question."""
+
+    def __init__(self, documents: Embedder, queries: Embedder) -> None:
+        if documents.dimension != queries.dimension:
+            raise ConfigError(
+                f"the question model {queries.name!r} gives {queries.dimension} dimensions, the embedder "
+                f"{documents.name!r} {documents.dimension}: they cannot share an index; unset SOPILOT_QUERY_EMBEDDER"
+            )
+        self.name = documents.name
+        self.dimension = documents.dimension
+        self.max_tokens = documents.max_tokens
+        self.documents = documents
+        self.queries = queries
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.documents.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.queries.embed_query(text)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.documents.count_tokens(texts)
+
+
+def trained_for(folder: Path) -> str | None:
+    """The document embedder a question model was trained for (from the folder's record), if it says."""
+    import json
+
+    path = folder / TRAINED_FILE
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text(encoding="utf-8")).get("documents")
+    return str(value) if value else None
+
+
 def load_embedder(
     name: str,
     device: str = "cpu",
@@ -265,8 +307,11 @@ def load_embedder(
     runtime: str = "onnx",
     onnx_cache: Path | None = None,
     query_threads: int = 2,
+    query_model: str | None = None,
 ) -> Embedder:
-    return SentenceTransformerEmbedder(
+    """The embedder ``name``; with ``query_model`` (a folder ``sopilot train`` wrote for this embedder),
+    questions are embedded by that model instead."""
+    documents = SentenceTransformerEmbedder(
         name,
         device=device,
         batch_size=batch_size,
@@ -274,3 +319,21 @@ def load_embedder(
         onnx_cache=onnx_cache,
         query_threads=query_threads,
     )
+    if not query_model:
+        return documents
+    folder = resolve_model_path(query_model)
+    expected = trained_for(folder)
+    if expected is not None and expected != name:
+        raise ConfigError(
+            f"the question model {query_model!r} was trained for documents embedded by {expected!r}, but "
+            f"SOPILOT_EMBEDDER is {name!r}: set SOPILOT_EMBEDDER={expected}, or train again with `sopilot train`"
+        )
+    queries = SentenceTransformerEmbedder(
+        str(folder),
+        device=device,
+        batch_size=batch_size,
+        runtime=runtime,
+        onnx_cache=onnx_cache,
+        query_threads=query_threads,
+    )
+    return QueryTunedEmbedder(documents, queries)

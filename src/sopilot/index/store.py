@@ -150,6 +150,24 @@ class VectorStore:
                 return
             offset += _PAGE
 
+    def all_vectors(self) -> tuple[list[str], list[dict[str, Any]], np.ndarray]:
+        """Every chunk's id, metadata and stored vector (what training on the index's own vectors reads)."""
+        ids: list[str] = []
+        metas: list[dict[str, Any]] = []
+        parts: list[np.ndarray] = []
+        offset = 0
+        while True:
+            page = self._collection.get(include=["metadatas", "embeddings"], limit=_PAGE, offset=offset)
+            ids += page["ids"]
+            metas += [dict(m or {}) for m in page["metadatas"] or []]
+            if page["ids"]:
+                parts.append(np.asarray(page["embeddings"], dtype=np.float32))
+            if len(page["ids"]) < _PAGE:
+                break
+            offset += _PAGE
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
+        return ids, metas, vectors
+
     def upsert(
         self,
         ids: Sequence[str],

@@ -56,16 +56,33 @@ def mine_questions(sop: Sop, per_sop: int = QUESTIONS_PER_SOP, seed: int = 0) ->
         if role in ("resolve", "diagnose") and len(chunk.heading_path) > 1:
             found.append(f"{sop.meta.title}: {heading.split(':')[-1].strip()}")
         if role in ("resolve", "diagnose", "reference"):
-            lines = [
-                line.strip("-*> ").strip()
-                for line in chunk.text.splitlines()
-                if len(line.split()) >= 6 and not line.lstrip().startswith(("#", "|", "```"))
-            ]
-            if lines:
-                found.append(" ".join(_SENTENCE_END.split(lines[0])[0].split()[:18]))
+            opening = opening_sentence(chunk.text)
+            if opening:
+                found.append(opening)
     unique = list(dict.fromkeys(q for q in found if q.strip()))
     random.Random(f"{seed}:{sop.path}").shuffle(unique)
     return [Mined(sop.path, q) for q in unique[:per_sop]]
+
+
+def opening_sentence(text: str, max_words: int = 18) -> str:
+    """The first sentence (up to ``max_words`` words) of the first prose or list line of six words or more."""
+    lines = [
+        line.strip("-*> ").strip()
+        for line in text.splitlines()
+        if len(line.split()) >= 6 and not line.lstrip().startswith(("#", "|", "```"))
+    ]
+    return " ".join(_SENTENCE_END.split(lines[0])[0].split()[:max_words]) if lines else ""
+
+
+def active_sops(settings: Settings, embedder: Embedder) -> list[Sop]:
+    """Every active SOP of the KB, parsed and chunked as the index holds it."""
+    chunker = Chunker(embedder.count_tokens, embedder.max_tokens)
+    sops = []
+    for rel in discover(settings.kb_dir, tuple(settings.ignore)).files:
+        loaded = load_sop(settings.kb_dir, rel, chunker, settings.max_file_bytes)
+        if loaded.sop is not None and loaded.sop.meta.status == "active":
+            sops.append(loaded.sop)
+    return sops
 
 
 def roughen(mined: Sequence[Mined], vocabulary: Sequence[str], keep: float = 0.6, seed: int = 0) -> list[Mined]:
@@ -152,13 +169,7 @@ def train_answerability(settings: Settings, embedder: Embedder, *, progress: boo
     """Mine, leave out, fit, and write ``answerability.json`` in the index folder; returns the model."""
     started = time.perf_counter()
     retriever = open_retriever(settings.model_copy(update={"coverage": "rule"}), embedder)  # evidence only
-    chunker = Chunker(embedder.count_tokens, embedder.max_tokens)
-    mined: list[Mined] = []
-    files = discover(settings.kb_dir, tuple(settings.ignore)).files
-    for rel in files:
-        loaded = load_sop(settings.kb_dir, rel, chunker, settings.max_file_bytes)
-        if loaded.sop is not None and loaded.sop.meta.status == "active":
-            mined += mine_questions(loaded.sop)
+    mined = [m for sop in active_sops(settings, embedder) for m in mine_questions(sop)]
     if len(mined) > MAX_QUESTIONS:
         mined = random.Random(0).sample(mined, MAX_QUESTIONS)
     vocabulary = sorted({w for m in mined for w in m.question.split() if len(w) > 3 and w.isalpha()})

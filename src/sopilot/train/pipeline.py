@@ -14,6 +14,7 @@ from sopilot.core.settings import Settings
 from sopilot.index.embedder import Embedder
 from sopilot.ingest.run import current_kb_version, run_ingest
 from sopilot.train.answerability import train_answerability
+from sopilot.train.embedder import EmbedderTraining, train_query_embedder
 from sopilot.train.record import STEPS, TrainRecord, parse_steps
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,15 @@ def run_training(
     embedder: Embedder,
     steps: Sequence[str] = STEPS,
     *,
+    open_embedder: Callable[[Settings], Embedder] | None = None,
+    plan: EmbedderTraining | None = None,
     progress: bool = True,
 ) -> tuple[TrainRecord, Path]:
-    """Bring the index up to date with the KB, run each step asked for, and write ``train.json``."""
+    """Bring the index up to date with the KB, run each step asked for, and write ``train.json``.
+
+    The embedder step fine-tunes a copy of the embedder for questions into the index folder; the steps after
+    it, and every search made with ``SOPILOT_QUERY_EMBEDDER`` set to that folder, embed questions with it
+    (``open_embedder`` opens the embedder the settings name)."""
     steps = parse_steps(",".join(steps))
     started = time.perf_counter()
     say = _announcer(progress)
@@ -35,12 +42,30 @@ def run_training(
     report = run_ingest(settings, embedder, progress=progress)
     record.kb_version = current_kb_version(settings)
     record.steps["index"] = {"files": report.files, "sections": report.sections, "chunks": report.chunks}
+    if "embedder" in steps:
+        say("embedder: mining questions from the KB and fine-tuning the question side")
+        folder, figures = train_query_embedder(settings, embedder, plan, progress=progress)
+        record.steps["embedder"] = figures
+        settings = settings.model_copy(update={"query_embedder": str(folder)})
+        embedder = (open_embedder or _default_open)(settings)
+        record.use = f"SOPILOT_QUERY_EMBEDDER={folder}"
     if "answerability" in steps:
         say("answerability: mining questions and leaving SOPs out")
         model = train_answerability(settings, embedder, progress=progress)
         record.steps["answerability"] = dict(model.trained_on)
     record.finish(started)
     return record, record.write(settings.index_dir)
+
+
+def _default_open(settings: Settings) -> Embedder:
+    from sopilot.index.embedder import load_embedder
+
+    return load_embedder(
+        settings.embedder,
+        device=settings.device,
+        batch_size=settings.embed_batch_size,
+        query_model=settings.query_embedder,
+    )
 
 
 def _announcer(progress: bool) -> Callable[[str], None]:

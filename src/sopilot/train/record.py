@@ -14,7 +14,7 @@ from sopilot.core.errors import ConfigError
 from sopilot.core.settings import Settings
 
 RECORD_FILE = "train.json"
-STEPS = ("answerability",)  # in the order they run
+STEPS = ("embedder", "answerability")  # in the order they run
 
 
 def parse_steps(text: str) -> list[str]:
@@ -43,6 +43,7 @@ class TrainRecord:
     load_average: list[float] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    use: str = ""  # the setting that makes searches use what was trained, when one is needed
 
     @classmethod
     def start(cls, settings: Settings) -> TrainRecord:
