@@ -11,8 +11,20 @@ export function forgetKey() {
   sessionStorage.removeItem(KEY_NAME);
 }
 
-/** Ask for the API key in the page's key dialog; resolves true when one was given. */
+let pendingAsk = null;
+
+/** Ask for the API key in the page's key dialog; resolves true when one was given. Callers that ask while
+ * the dialog is open share its answer. */
 export function askForKey(reason) {
+  if (!pendingAsk) {
+    pendingAsk = showKeyDialog(reason).finally(() => {
+      pendingAsk = null;
+    });
+  }
+  return pendingAsk;
+}
+
+function showKeyDialog(reason) {
   const dialog = document.getElementById("key-dialog");
   const input = document.getElementById("key-input");
   const note = document.getElementById("key-reason");
@@ -56,8 +68,9 @@ function errorMessage(status, body) {
   return [String(status), `The server answered ${status}.`];
 }
 
-/** JSON from the API; a 401 asks for the key (saying why) until one works or the agent cancels. */
-export async function api(path, { method = "GET", body } = {}) {
+/** JSON from the API; a 401 asks for the key (saying why) until one works or the agent cancels
+ * (``askKey: false``: fail at once, for calls the page can do without). */
+export async function api(path, { method = "GET", body, askKey = true } = {}) {
   for (;;) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -76,8 +89,8 @@ export async function api(path, { method = "GET", body } = {}) {
     }
     if (response.ok) return data;
     const [code, message] = errorMessage(response.status, data);
-    if (response.status === 401) {
-      forgetKey();
+    if (response.status === 401 && askKey) {
+      if (apiKey() === key) forgetKey();
       if (await askForKey(message)) continue;
     }
     throw new ApiError(response.status, code, message);

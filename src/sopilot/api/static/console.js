@@ -140,6 +140,7 @@ async function ask(event) {
       body: { query: question, k, tone: $("tone").value, filters: filters() },
     });
     renderAnswer(data);
+    loadTeams();
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
     const n = (data.passages || []).length;
     setStatus($("status"), `${n} passage${n === 1 ? "" : "s"} in ${seconds} s. Answer id ${data.answer_id}.`);
@@ -176,9 +177,13 @@ async function sendFeedback(rejected) {
   }
 }
 
+let teamsLoaded = false;
+
 async function loadTeams() {
+  if (teamsLoaded) return;
   try {
-    const data = await api("/v1/sops");
+    const data = await api("/v1/sops", { askKey: false });
+    teamsLoaded = true;
     const teams = new Set((data.sops || []).map((s) => s.team).filter(Boolean));
     const list = $("teams");
     for (const team of [...teams].sort()) list.append(el("option", null, { value: team }));
