@@ -1,7 +1,7 @@
 """Search latency and memory at scale, in process, on a synthesized index, with a per-stage profile.
 
 Run: .venv/bin/python benchmarks/search_bench.py [--corpus DIR] [--testset FILE] [--sizes 5000,50000]
-                                                 [--work DIR [--reuse]] [--rounds N]
+                                                 [--work DIR [--reuse]] [--rounds N] [--query-embedder DIR]
 Ingests the corpus (the shared GitLab handbook when present, else kb/), then grows copies of its index by
 synthesis to each size: every copy of a chunk gets a new id and path, a lightly shuffled text and its vector
 plus a little noise, written to Chroma and FTS5 without the encoder. Each size is then searched with every
@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for the indexes, kept (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="search indexes an earlier run left in --work")
     parser.add_argument("--rounds", type=int, default=2, help="times each question is searched")
+    parser.add_argument(
+        "--query-embedder", metavar="FOLDER", help="questions embedded by this model (what sopilot train writes)"
+    )
     parser.add_argument("--no-stages", action="store_true", help="do not time stages (no wrapping at all)")
     parser.add_argument(
         "--cold", action="store_true", help="no warm-up: lexical postings are read as the questions need them"
@@ -184,6 +187,7 @@ def main() -> None:
         runtime=configured.runtime,
         query_threads=configured.query_threads,
         onnx_cache=work / "models",
+        query_model=args.query_embedder,
     )
     base = Settings(kb_dir=args.corpus, index_dir=work / "base")
     run_ingest(base, embedder, progress=True)
