@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sopilot.api.routes import answer, console, health, search, sops
+from sopilot.api.routes import answer, console, health, reports, search, sops
 
 # The console's pages last: its catch-all /sop/{path} and /static/{name} never shadow an API route.
-ROUTERS: list[APIRouter] = [health.router, search.router, answer.router, sops.router, console.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    search.router,
+    answer.router,
+    sops.router,
+    reports.router,
+    reports.page_router,
+    console.router,
+]

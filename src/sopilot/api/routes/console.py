@@ -46,6 +46,9 @@ def _file(name: str) -> Response:
     return FileResponse(path, media_type=media_type, headers=_HEADERS)
 
 
+page_file = _file  # other routers serve their pages of the console with the same headers (routes/reports.py)
+
+
 @router.get("/")
 def console_page() -> Response:
     """The console: question, filters, ranked passages, the draft with its citations, feedback."""
