@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     print("\nPassages:")
     for rank, p in enumerate(result.passages, 1):
         role = f" ({p.role})" if p.role else ""
-        print(f"  {rank}. {p.title} > {' > '.join(p.heading_path[1:]) or '(top)'}{role}  {p.link}  [{p.score:.4f}]")
+        overdue = "  REVIEW OVERDUE" if p.review_overdue else ""
+        heading = " > ".join(p.heading_path[1:]) or "(top)"
+        print(f"  {rank}. {p.title} > {heading}{role}  {p.link}  [{p.score:.4f}]{overdue}")
     return 0
 
 
@@ -77,7 +79,10 @@ def print_draft(draft: Draft) -> None:
             print(f"UNSUPPORTED (check before sending): {sentence.text}")
     for c in draft.citations:
         role = "  (escalation path)" if c.role == "escalation" else ""
+        role += "  REVIEW OVERDUE" if c.review_overdue else ""
         print(f"[{c.n}] {' > '.join(c.heading_path)}  {c.path}#{c.anchor}  lines {c.start_line}-{c.end_line}{role}")
+    if draft.review_overdue:
+        print(f"Check first: {', '.join(draft.review_overdue)} is past its review date (sopilot report stale)")
     if draft.escalation is not None:
         e = draft.escalation
         parts = [e.team, f"in {e.channel}" if e.channel else "", f"when {e.when}" if e.when else ""]

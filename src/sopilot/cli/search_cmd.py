@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{rank}. {p.title}  [{p.score:.4f} · {found_by}]")
         role = f"  ({p.role})" if p.role else ""
         print(f"   {' > '.join(p.heading_path[1:]) or '(top)'}{role}")
-        print(f"   {p.link}  lines {p.start_line}-{p.end_line}")
+        overdue = "  REVIEW OVERDUE" if p.review_overdue else ""
+        print(f"   {p.link}  lines {p.start_line}-{p.end_line}{overdue}")
         text = highlight(snippet(p.text, terms), terms, on, off)
         print(textwrap.indent(textwrap.fill(text, 100), "   "))
         print()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +74,16 @@ class Settings(BaseSettings):
         description="Score factor by section role (resolve, diagnose, escalate, internal, reference, template): "
         "for a user's question, sections that fix or diagnose outrank the agent's own sections of the same SOP. "
         'JSON, e.g. {"internal": 0.5}; a role left out keeps its default.',
+    )
+    overdue_weight: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Score factor for passages of SOPs past their review date (last_reviewed + review_every_days); "
+        "1.0 leaves ranking alone (the default): overdue passages are flagged, not demoted.",
+    )
+    today: date | None = Field(
+        None, description="The date review dates are measured against (YYYY-MM-DD); the system date when unset."
     )
     reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
     rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")

@@ -121,6 +121,7 @@ class Passage:
     score: float
     scores: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    review_overdue: bool = False  # the SOP is past last_reviewed + review_every_days (core/review.py)
 
     @property
     def link(self) -> str:
@@ -145,6 +146,7 @@ class Passage:
             "end_line": self.end_line,
             "score": self.score,
             "scores": dict(self.scores),
+            "review_overdue": self.review_overdue,
             "text": self.text,
         }
 
@@ -163,6 +165,7 @@ class Citation:
     quote: str
     role: str = "answer"  # "answer", or "escalation" for the escalation path an SOP prescribes in its text
     section_role: str = ""  # the cited section's role (resolve, internal, ...), decided at ingest
+    review_overdue: bool = False  # the cited SOP is past its review date
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +180,7 @@ class Citation:
             "quote": self.quote,
             "role": self.role,
             "section_role": self.section_role,
+            "review_overdue": self.review_overdue,
         }
 
 
@@ -201,10 +205,16 @@ class Draft:
     escalation: Escalation | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def review_overdue(self) -> tuple[str, ...]:
+        """Paths of cited SOPs that are past their review date: the agent checks them before sending."""
+        return tuple(dict.fromkeys(c.path for c in self.citations if c.review_overdue))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "covered": self.covered,
+            "review_overdue": list(self.review_overdue),
             "abstention_reason": self.abstention_reason,
             "sentences": [
                 {"text": s.text, "citations": list(s.citations), "supported": s.supported} for s in self.sentences

@@ -43,6 +43,7 @@ def citation_for(n: int, passage: Passage, quote: str, role: str = "answer") -> 
         quote=quote,
         role=role,
         section_role=passage.role,
+        review_overdue=passage.review_overdue,
     )
 
 

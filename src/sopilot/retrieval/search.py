@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from typing import Any, Protocol
 
 from sopilot.core.errors import InvalidQueryError
+from sopilot.core.review import overdue_from_metadata
 from sopilot.core.settings import Settings
 from sopilot.core.types import HEADING_SEPARATOR, Passage
 from sopilot.index.embedder import Embedder
@@ -56,6 +58,8 @@ class SearchParams:
     covered_min_unknown: int = 2  # flagged only with this many question terms in no SOP (0: not used)
     query_cleanup: str = "both"  # greeting, sign-off, log noise out before: off | lexical | both (and dense)
     covered_min_probability: float | None = None  # answerability threshold; the model's own when None
+    overdue_weight: float = 1.0  # score factor for passages of SOPs past their review date (1: not used)
+    today: date | None = None  # the date review dates are measured against; the system date when None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchParams:
@@ -195,10 +199,14 @@ class Retriever:
             passages = _demote_descriptive(passages, p.descriptive_headings, p.descriptive_weight)
         if any(w != 1.0 for w in p.role_weights.values()):
             passages = _weigh_roles(passages, p.role_weights)
+        today = p.today or date.today()
+        if p.overdue_weight != 1.0:  # the review dates are in the chunks' metadata: read the candidates
+            passages = _weigh_overdue(self._read(passages[:depth], read), today, p.overdue_weight) + passages[depth:]
         if self._reranker is not None and passages:
             head = self._read(passages[: p.rerank_depth], read)
             passages = self._rerank(text, head + passages[p.rerank_depth :])
         passages = self._read_head(passages, k, read)
+        passages = [replace(x, review_overdue=overdue_from_metadata(x.metadata, today)) for x in passages]
         passages = _limit_per_sop(_merge_sections(passages), p.max_per_sop)[:k]
         terms = query_terms(focus)
         unknown = self._lexical.unknown_terms(terms) if self._lexical is not None else []
@@ -303,6 +311,16 @@ def _weigh_roles(passages: list[Passage], weights: dict[str, float]) -> list[Pas
         weight = weights.get(p.role, 1.0)
         if weight != 1.0:
             p = _replace_score(p, p.score * weight, {**p.scores, "role_weight": weight})
+        out.append(p)
+    return sorted(out, key=lambda p: -p.score)
+
+
+def _weigh_overdue(passages: list[Passage], today: date, weight: float) -> list[Passage]:
+    """Passages of SOPs past their review date rank lower (off by default: they are flagged either way)."""
+    out = []
+    for p in passages:
+        if overdue_from_metadata(p.metadata, today):
+            p = _replace_score(p, p.score * weight, {**p.scores, "overdue_weight": weight})
         out.append(p)
     return sorted(out, key=lambda p: -p.score)
 
