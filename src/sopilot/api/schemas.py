@@ -54,6 +54,7 @@ class PassagePublic(BaseModel):
     role: str = Field(description="The section's role (resolve, diagnose, escalate, internal, reference, template)")
     score: float
     scores: dict[str, float]
+    review_overdue: bool = Field(False, description="The SOP is past its review date: check it before relying on it")
 
     @classmethod
     def of(cls, p: Passage) -> PassagePublic:
@@ -70,6 +71,7 @@ class PassagePublic(BaseModel):
             role=p.role,
             score=p.score,
             scores={name: float(value) for name, value in p.scores.items()},
+            review_overdue=p.review_overdue,
         )
 
 
@@ -106,6 +108,7 @@ class CitationPublic(BaseModel):
     quote: str
     role: Literal["answer", "escalation"] | str = Field(description="answer, or escalation (the escalation path)")
     section_role: str
+    review_overdue: bool = Field(False, description="The cited SOP is past its review date")
 
     @classmethod
     def of(cls, c: Citation, titles: dict[str, str]) -> CitationPublic:
@@ -123,6 +126,7 @@ class CitationPublic(BaseModel):
             quote=c.quote,
             role=c.role,
             section_role=c.section_role,
+            review_overdue=c.review_overdue,
         )
 
 
@@ -141,7 +145,7 @@ class EscalationPublic(BaseModel):
 class ReviewFlag(BaseModel):
     """Something the agent should check before sending."""
 
-    code: Literal["not_covered", "unsupported_sentence", "model_replaced"]
+    code: Literal["not_covered", "unsupported_sentence", "model_replaced", "review_overdue"]
     message: str
 
 
@@ -192,6 +196,9 @@ def review_flags(draft: Draft) -> list[ReviewFlag]:
         flags.append(ReviewFlag(code="model_replaced", message=f"the language model's draft was replaced: {fallback}"))
     flags.extend(
         ReviewFlag(code="unsupported_sentence", message=s.text) for s in draft.sentences if s.supported is False
+    )
+    flags.extend(
+        ReviewFlag(code="review_overdue", message=f"{path} is past its review date") for path in draft.review_overdue
     )
     return flags
 
