@@ -100,7 +100,8 @@ class Vocabulary:
         """None when ``value`` is fine, else what to say about it."""
         if not value or value in self.known:
             return None
-        close = difflib.get_close_matches(value, sorted(self.known), n=1, cutoff=0.8)
+        # learned lists flag only near-certain typos ("#support_team_chat" beside "#support_team-chat")
+        close = difflib.get_close_matches(value, sorted(self.known), n=1, cutoff=0.8 if self.strict else 0.88)
         if close:
             return f"did you mean {close[0]!r}?"
         return "it is not in the configured list" if self.strict else None
@@ -414,9 +415,12 @@ def _find(rel: str, ctx: KbContext) -> str | None:
     candidates = (
         [rel] if rel.endswith((".md", ".markdown")) else [rel, f"{rel}.md", f"{rel}/_index.md", f"{rel}/index.md"]
     )
+    lowered = {path.lower(): path for path in ctx.files} if ctx.config.relative_to == "page" else {}
     for candidate in candidates:
         if candidate in ctx.files or (ctx.root / candidate).is_file():
             return candidate
+        if candidate.lower() in lowered:  # a site lowercases its URLs (Hugo's default)
+            return lowered[candidate.lower()]
     return ""
 
 

@@ -168,6 +168,19 @@ class VectorStore:
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
         return ids, metas, vectors
 
+    def iter_vectors(self) -> Iterator[tuple[StoredChunk, np.ndarray]]:
+        """Every chunk with the vector it is stored under (for the author tools: no embedding again)."""
+        offset = 0
+        while True:
+            page = self._collection.get(include=["documents", "metadatas", "embeddings"], limit=_PAGE, offset=offset)
+            vectors = page["embeddings"] if page["embeddings"] is not None else []
+            rows = zip(page["ids"], page["documents"] or [], page["metadatas"] or [], vectors, strict=True)
+            for cid, doc, meta, vector in rows:
+                yield StoredChunk(cid, doc or "", dict(meta or {})), np.asarray(vector, dtype=np.float32)
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
     def upsert(
         self,
         ids: Sequence[str],
