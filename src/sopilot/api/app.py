@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sopilot import __version__
 from sopilot.api.errors import error_response, install_handlers
+from sopilot.api.metrics import Metrics, MetricsMiddleware
 from sopilot.api.routes import ROUTERS
 from sopilot.api.state import AppState
 from sopilot.core.settings import Settings
@@ -72,10 +74,12 @@ def create_app(
     """The API over the index ``settings`` name. ``embedder`` reuses a loaded model; ``state`` a whole opened
     state (tests build several apps on one); without them the lifespan loads the models itself."""
     settings = settings or (state.settings if state else Settings())
+    # The middleware is built before the lifespan opens the state: both share this Metrics.
+    metrics = state.metrics if state is not None else Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        opened = state if state is not None else await run_in_threadpool(AppState.open, settings, embedder)
+        opened = state if state is not None else await run_in_threadpool(AppState.open, settings, embedder, metrics)
         app.state.sopilot = opened
         try:
             yield
@@ -91,9 +95,28 @@ def create_app(
     )
     install_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)
+    publish_limits(app, settings)
     return app
+
+
+def publish_limits(app: FastAPI, settings: Settings) -> None:
+    """The schema states this server's question-length limit, so clients (and schema-driven tests) know it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for name, model in schema.get("components", {}).get("schemas", {}).items():
+                query = model.get("properties", {}).get("query")
+                if name in ("SearchRequest", "AnswerRequest") and query is not None:
+                    query["maxLength"] = settings.max_query_chars
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

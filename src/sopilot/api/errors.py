@@ -77,6 +77,7 @@ _DESCRIPTIONS = {
     422: "the request does not match the schema, or a value is out of bounds",
     429: "rate limit reached: retry after the Retry-After header's seconds",
     503: "the index or a model server is not available",
+    507: "the index folder cannot be written (disk full, read-only): what was indexed stays searchable",
 }
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 

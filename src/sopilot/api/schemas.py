@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sopilot.core.types import Citation, Draft, Passage
+from sopilot.ingest.sync import IngestReport
 from sopilot.retrieval.search import MAX_QUERY_CHARS, SearchResult
 
 Tone = Literal["user", "internal"]
+HAS_TEXT = r"[^\s\x00-\x1f\x7f]"  # at least one character that is neither space nor control
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Requests: unknown fields refused, no coercion ("true" is not a boolean)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+FilterValue = Annotated[str, Field(min_length=1, max_length=200, pattern=HAS_TEXT)]
 
 
 class Filters(Strict):
     """Only SOPs that match every field given (any of the values within a field); active SOPs by default."""
 
-    team: list[str] = Field(default_factory=list, max_length=20)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    product: list[str] = Field(default_factory=list, max_length=20)
+    team: list[FilterValue] = Field(default_factory=list, max_length=20)
+    tags: list[FilterValue] = Field(default_factory=list, max_length=20)
+    product: list[FilterValue] = Field(default_factory=list, max_length=20)
     status: list[Literal["active", "draft", "deprecated", "all"]] = Field(default_factory=list, max_length=4)
 
     def as_dict(self) -> dict[str, list[str]]:
@@ -29,8 +36,19 @@ class Filters(Strict):
 
 
 class SearchRequest(Strict):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question, as written.")
-    k: int | None = Field(None, ge=1, le=100, description="Passages to return (the server's default when unset).")
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,  # create_app publishes the server's own limit (SOPILOT_MAX_QUERY_CHARS)
+        pattern=HAS_TEXT,
+        description="The user's question, as written.",
+    )
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        strict=False,  # 5.0 is an integer in JSON Schema; 5.5 and "5" are still refused
+        description="Passages to return (the server's default when unset).",
+    )
     filters: Filters = Field(default_factory=Filters)
 
 
@@ -214,6 +232,56 @@ class FeedbackResponse(BaseModel):
     feedback_id: int
     answer_id: str
     verdict: str
+
+
+class IngestRequest(Strict):
+    rebuild: bool = Field(False, description="Drop the index and embed everything again (e.g. a new embedder)")
+
+
+class ProblemPublic(BaseModel):
+    path: str
+    line: int | None
+    severity: str
+    code: str
+    message: str
+    fix: str
+
+
+class IngestResponse(BaseModel):
+    ok: bool = Field(description="No file had a problem")
+    files: int
+    chunks: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    files_kept: int = Field(description="Files with errors whose previous version stays indexed")
+    kb_version: str
+    seconds: float
+    generation: str
+    problems: list[ProblemPublic]
+
+    @classmethod
+    def of(cls, report: IngestReport, generation: str, chunks: int) -> IngestResponse:
+        return cls(
+            ok=report.ok,
+            files=report.files,
+            chunks=chunks,
+            added=report.added,
+            updated=report.updated,
+            removed=report.removed,
+            unchanged=report.unchanged,
+            files_kept=report.files_kept,
+            kb_version=report.kb_version,
+            seconds=report.seconds,
+            generation=generation,
+            problems=[
+                ProblemPublic(
+                    path=p.path, line=p.line, severity=p.severity.value, code=p.code, message=p.message, fix=p.fix
+                )
+                for p in report.problems
+            ],
+        )
 
 
 class Health(BaseModel):

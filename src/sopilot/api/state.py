@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sopilot.api.keys import KeyStore, keys_path
 from sopilot.api.limits import RATELIMIT_FILE, RateLimiter
+from sopilot.api.metrics import Metrics
 from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.draft.base import Drafter, Tone
@@ -47,7 +48,7 @@ def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generat
     from sopilot.retrieval.search import open_retriever
 
     rewriter = LLMQueryRewriter(llm) if settings.query_rewrite and llm is not None else None
-    retriever = open_retriever(settings, embedder, rewriter=rewriter)
+    retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True)
     retriever.warm()
     kb_version = current_kb_version(settings)
     drafters: dict[str, Drafter] = {
@@ -60,22 +61,29 @@ def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generat
 class AppState:
     """Opened once per worker by the lifespan; routes reach it through ``sopilot.api.deps``."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, llm: LLM | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        llm: LLM | None = None,
+        metrics: Metrics | None = None,
+        keys: KeyStore | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.llm = llm
         self.querylog = (
             QueryLog(querylog_path(settings.index_dir), Redactor(settings.redact)) if settings.querylog else None
         )
-        self.keys = KeyStore(keys_path(settings.index_dir))
+        self.keys = keys or KeyStore(keys_path(settings.index_dir))
         self.limiter = RateLimiter(settings.index_dir / RATELIMIT_FILE, settings.rate_limit, settings.rate_burst)
+        self.metrics = metrics or Metrics()
         self._engine: Engine | None = None
         self._error: SopilotError | None = None
         self._lock = threading.Lock()
-        self.ingest_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None) -> AppState:
+    def open(cls, settings: Settings, embedder: Embedder | None = None, metrics: Metrics | None = None) -> AppState:
         """Load the models (unless ``embedder`` is given, e.g. shared by tests) and open the index."""
         if embedder is None:
             from sopilot.index.embedder import load_embedder
@@ -93,7 +101,7 @@ class AppState:
             from sopilot.draft.llm import load_llm
 
             llm = load_llm(settings)
-        state = cls(settings, embedder, llm)
+        state = cls(settings, embedder, llm, metrics)
         try:
             state.engine()
             embedder.embed_query("warm up")  # the first question should not pay for the model's first run

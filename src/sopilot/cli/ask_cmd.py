@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
-from sopilot.cli.search_cmd import add_filter_args, filters_from
+from sopilot.cli.search_cmd import add_filter_args, add_server_arg, filters_from, request_body
+from sopilot.core.settings import Settings
 from sopilot.core.types import Draft
 
 
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", action="store_true", help="print the model's words as they come, then the draft")
     p.add_argument("-k", type=int, default=None, help="passages to draft from and show (default 5)")
     add_filter_args(p)
+    add_server_arg(p)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -33,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from sopilot.retrieval.search import open_retriever
 
     settings = load_settings(args)
+    if args.server:
+        return run_remote(args, settings)
     if args.drafter:
         settings = settings.model_copy(update={"drafter": args.drafter})
     quiet_libraries()
@@ -65,6 +69,32 @@ def run(args: argparse.Namespace) -> int:
         overdue = "  REVIEW OVERDUE" if p.review_overdue else ""
         heading = " > ".join(p.heading_path[1:]) or "(top)"
         print(f"  {rank}. {p.title} > {heading}{role}  {p.link}  [{p.score:.4f}]{overdue}")
+    return 0
+
+
+def run_remote(args: argparse.Namespace, settings: Settings) -> int:
+    """The question asked of a running server; its drafter is the server's (``--drafter`` is refused)."""
+    from sopilot.cli.remote import Remote, ServerError, draft_of, result_of, stream_answer
+
+    if args.drafter:
+        raise ServerError("--drafter cannot be chosen with --server: the server drafts with its own SOPILOT_DRAFTER")
+    remote = Remote(args.server, settings)
+    body = {**request_body(args), "tone": args.tone}
+    if args.stream:
+        data = stream_answer(remote, body, echo=not args.json)
+        if not args.json:
+            sys.stderr.write("\n\n")
+    else:
+        data = remote.post("/v1/answer", body)
+    if args.json:
+        print_json(data)
+        return 0
+    print_draft(draft_of(data))
+    print(f"Answer id (for feedback): {data['answer_id']}")
+    print("\nPassages:")
+    for rank, p in enumerate(result_of(data).passages, 1):
+        role = f" ({p.role})" if p.role else ""
+        print(f"  {rank}. {p.title} > {' > '.join(p.heading_path[1:]) or '(top)'}{role}  {p.link}  [{p.score:.4f}]")
     return 0
 
 

@@ -8,7 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from sopilot import __version__
-from sopilot.cli import ask_cmd, eval_cmd, ingest_cmd, lint_cmd, reindex_cmd, report_cmd, search_cmd, train_cmd
+from sopilot.cli import (
+    ask_cmd,
+    eval_cmd,
+    ingest_cmd,
+    keys_cmd,
+    lint_cmd,
+    reindex_cmd,
+    report_cmd,
+    search_cmd,
+    serve_cmd,
+    train_cmd,
+)
 from sopilot.core.errors import SopilotError
 
 
@@ -19,7 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sopilot {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (ingest_cmd, search_cmd, ask_cmd, reindex_cmd, eval_cmd, train_cmd, lint_cmd, report_cmd):
+    for module in (
+        ingest_cmd,
+        search_cmd,
+        ask_cmd,
+        serve_cmd,
+        keys_cmd,
+        reindex_cmd,
+        eval_cmd,
+        train_cmd,
+        lint_cmd,
+        report_cmd,
+    ):
         module.register(sub)
     return parser
 

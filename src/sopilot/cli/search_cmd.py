@@ -17,8 +17,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", help="the user's question, as they wrote it")
     p.add_argument("-k", type=int, default=None, help="number of passages (1-100, default 5)")
     add_filter_args(p)
+    add_server_arg(p)
     add_common(p)
     p.set_defaults(func=run)
+
+
+def add_server_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--server", metavar="URL", help="ask a running `sopilot serve` instead (key from SOPILOT_SERVER_KEY)"
+    )
+
+
+def request_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The API request for these arguments (filters under the API's names)."""
+    body: dict[str, Any] = {"query": args.query, "filters": filters_from(args)}
+    if args.k is not None:
+        body["k"] = args.k
+    return body
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
@@ -59,13 +74,22 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     quiet_libraries()
-    from sopilot.draft.rewrite import open_rewriter
+    if args.server:
+        from sopilot.cli.remote import Remote, result_of
 
-    retriever = open_retriever(settings, load_embedder(settings), rewriter=open_rewriter(settings))
-    result = retriever.search(args.query, k=args.k or settings.search_k, filters=filters_from(args))
-    if args.json:
-        print_json(result.to_dict())
-        return 0
+        data = Remote(args.server, settings).post("/v1/search", request_body(args))
+        if args.json:
+            print_json(data)
+            return 0
+        result = result_of(data)
+    else:
+        from sopilot.draft.rewrite import open_rewriter
+
+        retriever = open_retriever(settings, load_embedder(settings), rewriter=open_rewriter(settings))
+        result = retriever.search(args.query, k=args.k or settings.search_k, filters=filters_from(args))
+        if args.json:
+            print_json(result.to_dict())
+            return 0
     on, off = (BOLD, RESET) if sys.stdout.isatty() else ("**", "**")
     terms = query_terms(result.query)
     verdict = "covered" if result.covered else "NOT COVERED"

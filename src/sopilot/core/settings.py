@@ -188,8 +188,14 @@ class Settings(BaseSettings):
         600, ge=0, description="Requests per minute each API key may make (0: no limit); bursts up to rate_burst."
     )
     rate_burst: int = Field(60, ge=1, description="Requests a key may make at once before the rate applies.")
-    max_body_bytes: int = Field(65_536, ge=1024, description="Largest request body the API reads.")
+    max_body_bytes: int = Field(
+        262_144,
+        ge=1024,
+        description="Largest request body the API reads (the default holds the longest fields the schema allows, "
+        "even JSON-escaped).",
+    )
     max_query_chars: int = Field(4000, ge=10, le=20_000, description="Longest question the API accepts.")
+    server_key: SecretStr | None = Field(None, description="API key that `sopilot search|ask --server` sends.")
     querylog: bool = Field(True, description="Log each API search, answer and verdict in the index folder.")
     redact: list[Literal["email", "phone", "token"]] = Field(
         default_factory=lambda: list(REDACTIONS),

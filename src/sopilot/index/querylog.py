@@ -166,6 +166,9 @@ class QueryLog:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # One row per answer on the request path: no fsync per commit (WAL keeps the file consistent; a power
+        # cut may lose the last rows). Measured 4 ms -> under 1 ms per answer (docs/api.md).
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(_SCHEMA)
 

@@ -34,7 +34,11 @@ class StoredChunk:
     metadata: dict[str, Any]
 
 
-def make_client(settings: Settings) -> ClientAPI:
+def make_client(settings: Settings, *, fresh: bool = False) -> ClientAPI:
+    """The Chroma client the settings name. ``fresh``: a new embedded client even when this process opened one
+    on the folder before. An embedded client keeps its vector index in memory and never sees what another
+    process wrote, so a serving process opens a fresh one after another process's ingest (the one it had keeps
+    serving the requests that hold it: chromadb caches one system per folder, and only that entry is dropped)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -61,7 +65,17 @@ def make_client(settings: Settings) -> ClientAPI:
             raise OSError(errno.EROFS, f"Chroma's embedded store in {path} must be writable, even to search")
     except OSError as exc:
         raise index_write_error(exc, settings.index_dir) or exc from exc
+    if fresh:
+        _forget_system(str(path))
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _forget_system(path: str) -> None:
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with SharedSystemClient._refcount_lock:
+        SharedSystemClient._identifier_to_system.pop(path, None)
+        SharedSystemClient._identifier_to_refcount.pop(path, None)
 
 
 class VectorStore:

@@ -397,17 +397,23 @@ def _limit_per_sop(passages: list[Passage], limit: int) -> list[Passage]:
 
 
 def open_retriever(
-    settings: Settings, embedder: Embedder, reranker: Reranker | None = None, rewriter: QueryRewriter | None = None
+    settings: Settings,
+    embedder: Embedder,
+    reranker: Reranker | None = None,
+    rewriter: QueryRewriter | None = None,
+    *,
+    fresh: bool = False,
 ) -> Retriever:
     """The retriever agents use, over the index the settings name (which must exist). The entry points pass
-    a ``rewriter`` when ``SOPILOT_QUERY_REWRITE`` is on (the language model lives in the draft stage)."""
+    a ``rewriter`` when ``SOPILOT_QUERY_REWRITE`` is on (the language model lives in the draft stage);
+    ``fresh`` opens a new store client, to see another process's ingest (``make_client``)."""
     from sopilot.index.folder import lexical_path, open_lexical
     from sopilot.retrieval.reranker import load_reranker
 
     reranker = reranker or load_reranker(settings.reranker, settings.device)
 
     store = VectorStore.open(
-        make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
+        make_client(settings, fresh=fresh), settings.collection, embedder.name, embedder.dimension, create=False
     )
     lexical = open_lexical(settings) if lexical_path(settings).is_file() else None
     model = load_answerability(settings.index_dir) if settings.coverage == "model" else None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sopilot.api.routes import answer, console, health, reports, search, sops
+from sopilot.api.routes import answer, console, feedback, health, ingest, metrics, reports, search, sops
 
 # The console's pages last: its catch-all /sop/{path} and /static/{name} never shadow an API route.
 ROUTERS: list[APIRouter] = [
     health.router,
+    metrics.router,
     search.router,
     answer.router,
+    feedback.router,
+    ingest.router,
     sops.router,
     reports.router,
     reports.page_router,

@@ -28,7 +28,15 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
         "description": "The answer (JSON), or with `stream: true` server-sent events: `delta` events "
         '(`{"text": ...}`) as the draft is written, then one `answer` event holding the AnswerResponse, or an '
         "`error` event holding an error body.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"event": {"enum": ["delta", "answer", "error"]}, "data": {"type": "string"}},
+                    "required": ["event", "data"],
+                }
+            }
+        },
     }
 }
 
@@ -36,7 +44,7 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/answer",
     response_model=AnswerResponse,
-    responses={**_STREAM_DOC, **error_responses(401, 403, 413, 422, 429, 503)},
+    responses={**_STREAM_DOC, **error_responses(400, 401, 403, 413, 422, 429, 503)},
     summary="A drafted reply with citations, for the agent to review",
 )
 def answer(body: AnswerRequest, state: StateDep, engine: EngineDep, who: Agent) -> AnswerResponse | EventSourceResponse:
@@ -56,6 +64,7 @@ def _record(
     state: AppState, answer_id: str, body: AnswerRequest, result: SearchResult, draft: Draft, start: float, key: str
 ) -> None:
     ms = (time.perf_counter() - start) * 1000
+    state.metrics.covered("answer", draft.covered)
     record_answer(state.querylog, answer_id, body.query, body.tone, result, draft, ms=ms, key_id=key)
 
 

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["agents"])
 @router.post(
     "/search",
     response_model=SearchResponse,
-    responses=error_responses(401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
     summary="Ranked SOP passages for a question",
 )
 def search(body: SearchRequest, state: StateDep, engine: EngineDep, who: Agent) -> SearchResponse:
@@ -27,5 +27,6 @@ def search(body: SearchRequest, state: StateDep, engine: EngineDep, who: Agent) 
     result = engine.retriever.search(body.query, k=body.k or state.settings.search_k, filters=body.filters.as_dict())
     ms = (time.perf_counter() - start) * 1000
     query_id = new_id()
+    state.metrics.covered("search", result.covered)
     record_search(state.querylog, query_id, body.query, result, ms=ms, kb=engine.kb_version, key_id=who.key_id)
     return SearchResponse.of(query_id, result)
