@@ -86,16 +86,9 @@ class AppState:
     def open(cls, settings: Settings, embedder: Embedder | None = None, metrics: Metrics | None = None) -> AppState:
         """Load the models (unless ``embedder`` is given, e.g. shared by tests) and open the index."""
         if embedder is None:
-            from sopilot.index.embedder import load_embedder
+            from sopilot.index.embedder import embedder_for
 
-            embedder = load_embedder(
-                settings.embedder,
-                device=settings.device,
-                batch_size=settings.embed_batch_size,
-                runtime=settings.runtime,
-                onnx_cache=settings.index_dir / "models",
-                query_threads=settings.query_threads,
-            )
+            embedder = embedder_for(settings)
         llm = None
         if settings.drafter == "llm" or settings.query_rewrite:
             from sopilot.draft.llm import load_llm

@@ -37,17 +37,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 
 def load_embedder(settings: Settings) -> Any:
-    from sopilot.index.embedder import load_embedder as _load
+    from sopilot.index.embedder import embedder_for
 
-    return _load(
-        settings.embedder,
-        device=settings.device,
-        batch_size=settings.embed_batch_size,
-        runtime=settings.runtime,
-        onnx_cache=settings.index_dir / "models",
-        query_threads=settings.query_threads,
-        query_model=settings.query_embedder,
-    )
+    return embedder_for(settings)
 
 
 def print_json(data: Any) -> None:

@@ -19,6 +19,7 @@ from sopilot.core.settings import DEFAULT_EMBEDDER
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from sopilot.core.settings import Settings
     from sopilot.index.onnx_encoder import OnnxEncoder
 
 log = logging.getLogger(__name__)
@@ -337,3 +338,17 @@ def load_embedder(
         query_threads=query_threads,
     )
     return QueryTunedEmbedder(documents, queries)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedder the settings configure: model, device, runtime, the ONNX cache in the index folder and the
+    question model ``sopilot train`` wrote, if set. The one place settings become an embedder."""
+    return load_embedder(
+        settings.embedder,
+        device=settings.device,
+        batch_size=settings.embed_batch_size,
+        runtime=settings.runtime,
+        onnx_cache=settings.index_dir / "models",
+        query_threads=settings.query_threads,
+        query_model=settings.query_embedder,
+    )
