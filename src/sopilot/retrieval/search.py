@@ -238,16 +238,32 @@ class Retriever:
             return self._store.nearest(vector, depth, where), {}
         post = where is not None and set(active) == {"status"}
         n = depth * FILTER_OVERFETCH if post else depth
-        nearest = self._store.nearest(vector, n, None if post else where)
+        nearest = self._filtered_nearest(vector, n, None if post else where, active)
         facts = self._lexical.facts([cid for cid, _ in nearest] + also, active)
         if not post:
             return nearest, facts
         kept = keep_passing(nearest, facts, depth, n)
         if kept is not None:
             return kept, facts
-        nearest = self._store.nearest(vector, depth, where)
+        nearest = self._filtered_nearest(vector, depth, where, active)
         facts.update(self._lexical.facts([cid for cid, _ in nearest if cid not in facts], active))
         return nearest, facts
+
+    def _filtered_nearest(
+        self, vector: Any, n: int, where: dict[str, Any] | None, active: dict[str, list[str]]
+    ) -> list[tuple[str, float]]:
+        """The store's nearest ids under ``where``. While another process ingests, this process's copy of Chroma's
+        vector index lags the metadata it shares on disk, and a filtered query fails ("Error finding id") until
+        the ingest's new generation reopens the index. Then the unfiltered ranking, checked against the lexical
+        facts, answers: ids the facts do not know (chunks that ingest is writing or has deleted) are left out."""
+        try:
+            return self._store.nearest(vector, n, where)
+        except Exception as exc:
+            if where is None or self._lexical is None or not _lagging_store(exc):
+                raise
+        ranked = self._store.nearest(vector, n * FILTER_OVERFETCH, None)
+        facts = self._lexical.facts([cid for cid, _ in ranked], active)
+        return [(cid, d) for cid, d in ranked if cid in facts and facts[cid].passes][:n]
 
     def _outlines(
         self, ids: set[str], facts: dict[str, ChunkFacts], read: dict[str, StoredChunk]
@@ -290,6 +306,11 @@ class Retriever:
         ]
         rescored.sort(key=lambda p: -p.score)
         return rescored + passages[self._params.rerank_depth :]
+
+
+def _lagging_store(exc: Exception) -> bool:
+    """Chroma's error for a vector index that names a record its metadata no longer holds (see _filtered_nearest)."""
+    return type(exc).__module__.startswith("chromadb") and "error finding id" in str(exc).lower()
 
 
 def _demote_descriptive(passages: list[Passage], pattern: str, weight: float) -> list[Passage]:
