@@ -67,7 +67,7 @@ def test_gaps_and_health_over_a_window(api_client, recorded_day) -> None:
     assert (section["cited"], section["judged"], section["reject_rate"]) == (4, 4, 0.5)
 
     bad = api_client.get("/v1/reports/health", params={"since": DAY, "until": "2026-11-01"})
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_window"
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_window"
 
 
 def test_reports_are_for_authors_and_admins(api_client) -> None:

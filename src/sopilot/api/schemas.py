@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from sopilot.author.findings import Finding
 from sopilot.core.types import Citation, Draft, Passage
 from sopilot.ingest.sync import IngestReport
 from sopilot.retrieval.search import MAX_QUERY_CHARS, SearchResult
@@ -299,3 +302,48 @@ class Readiness(BaseModel):
 
 def as_json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    """A query's day as written: YYYY-MM-DD only (pydantic alone would read ``0`` as 1970-01-01)."""
+    if value is None or isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar day ({exc}): give a UTC day as YYYY-MM-DD") from exc
+    raise ValueError(f"{value!r} is not a date: give a UTC day as YYYY-MM-DD, e.g. 2026-11-15")
+
+
+# A query parameter holding a UTC day; its schema (string, format date) and its validation agree.
+IsoDay = Annotated[date | None, BeforeValidator(_iso_day)]
+
+
+class LintFindingPublic(BaseModel):
+    rule: str
+    severity: Literal["error", "warning", "info"]
+    path: str = Field(description="Relative to the KB folder")
+    line: int = Field(description="1-based; 1 for a finding about the whole file")
+    message: str
+    fix: str
+
+    @classmethod
+    def of(cls, f: Finding) -> LintFindingPublic:
+        return cls(rule=f.rule, severity=f.level.value, path=f.path, line=f.line, message=f.message, fix=f.fix)
+
+
+class LintCounts(BaseModel):
+    by_rule: dict[str, int] = Field(description="Findings per rule id, most frequent first")
+    by_severity: dict[str, int]
+
+
+class LintResponse(BaseModel):
+    files: int = Field(description="SOP files linted: the whole KB (links and duplicates are checked across it)")
+    config: str = Field(description="The lint config used: KB_DIR/.sopilot-lint.toml or defaults")
+    today: date = Field(description="The day review dates were checked against")
+    counts: LintCounts = Field(description="Of the findings returned (after the path and severity filters)")
+    findings: list[LintFindingPublic]

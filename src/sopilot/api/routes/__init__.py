@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sopilot.api.routes import answer, console, feedback, health, ingest, metrics, reports, search, sops
+from sopilot.api.routes import answer, console, feedback, health, ingest, lint, metrics, reports, search, sops
 
 # The console's pages last: its catch-all /sop/{path} and /static/{name} never shadow an API route.
 ROUTERS: list[APIRouter] = [
@@ -14,6 +14,7 @@ ROUTERS: list[APIRouter] = [
     answer.router,
     feedback.router,
     ingest.router,
+    lint.router,
     sops.router,
     reports.router,
     reports.page_router,
