@@ -13,10 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sopilot import __version__
 from sopilot.api.errors import error_response, install_handlers
+from sopilot.api.hardening import HeaderLimit, SecurityHeaders
+from sopilot.api.log_redaction import redacted_server_log
 from sopilot.api.metrics import Metrics, MetricsMiddleware
 from sopilot.api.routes import ROUTERS
 from sopilot.api.state import AppState
@@ -25,7 +28,9 @@ from sopilot.index.embedder import Embedder
 
 
 class BodyLimit:
-    """Refuse request bodies above ``limit`` bytes with 413, by their Content-Length or as they stream in."""
+    """Refuse request bodies above ``limit`` bytes with 413: by their Content-Length before anything is read, and
+    a body without one (chunked) is read here up to the limit first, then handed to the app whole. (Raising from
+    the app's own reads would not do: FastAPI answers an error while it parses a body with 400.)"""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -36,36 +41,48 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.limit:
+                await body_too_large(self.limit)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server reads no more than Content-Length
             return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        body, more, message = [], True, None
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise _TooLarge
-            return message
+                await body_too_large(self.limit)(scope, receive, send)
+                return
+            body.append(chunk)
+            more = message.get("more_body", False)
+        whole: Message = {"type": "http.request", "body": b"".join(body), "more_body": False}
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return whole if message is None or message["type"] == "http.request" else message
+            return await receive()
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413,
-            "body_too_large",
-            f"the request body is larger than {self.limit} bytes",
-            "send only the user's question and options (SOPILOT_MAX_BODY_BYTES sets the limit)",
-        )
-        await response(scope, receive, send)
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
+def body_too_large(limit: int) -> JSONResponse:
+    return error_response(
+        413,
+        "body_too_large",
+        f"the request body is larger than {limit} bytes",
+        "send only the user's question and options (SOPILOT_MAX_BODY_BYTES sets the limit)",
+    )
 
 
 def create_app(
@@ -82,7 +99,8 @@ def create_app(
         opened = state if state is not None else await run_in_threadpool(AppState.open, settings, embedder, metrics)
         app.state.sopilot = opened
         try:
-            yield
+            with redacted_server_log():
+                yield
         finally:
             if state is None:
                 opened.close()
@@ -95,6 +113,8 @@ def create_app(
     )
     install_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)

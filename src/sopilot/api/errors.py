@@ -79,6 +79,11 @@ _DESCRIPTIONS = {
     503: "the index or a model server is not available",
     507: "the index folder cannot be written (disk full, read-only): what was indexed stays searchable",
 }
+_FIXES = {
+    404: "see GET /openapi.json for the routes and their methods",
+    405: "see GET /openapi.json for the routes and their methods",
+    413: "send only the user's question and options (SOPILOT_MAX_BODY_BYTES sets the limit)",
+}
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
@@ -116,7 +121,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        fix = "see GET /openapi.json for the routes and their methods" if exc.status_code in (404, 405) else ""
+        fix = _FIXES.get(exc.status_code, "")
         message = f"{request.method} {request.url.path}: {exc.detail}"
         return error_response(exc.status_code, code, message, fix, headers=getattr(exc, "headers", None))
 

@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         description="Largest request body the API reads (the default holds the longest fields the schema allows, "
         "even JSON-escaped).",
     )
+    max_header_bytes: int = Field(
+        16_384,
+        ge=1024,
+        description="Largest request line and headers (together) the API takes; above it, 431 before any route runs.",
+    )
     max_query_chars: int = Field(4000, ge=10, le=20_000, description="Longest question the API accepts.")
     server_key: SecretStr | None = Field(None, description="API key that `sopilot search|ask --server` sends.")
     querylog: bool = Field(True, description="Log each API search, answer and verdict in the index folder.")

@@ -26,11 +26,14 @@ REDACTIONS: tuple[str, ...] = ("email", "phone", "token")
 
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "email": (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    # Bearer/API tokens, JWTs, long hex or base64 secrets, key=value secrets.
+    # Bearer/API tokens, JWTs, SOPilot's own keys, cloud access key ids, long hex or base64 secrets, key=value
+    # secrets, and long mixed-case-and-digit runs (URL-safe base64, as most generated secrets are).
     "token": (
         re.compile(
             r"(?i)\b(?:bearer\s+[\w.~+/-]+=*|eyJ[\w-]+\.[\w-]+\.[\w-]+|(?:sk|pk|api|key|tok|ghp|xox[abp])[-_][\w-]{12,}"
+            r"|sop_[0-9a-f]{12}_[\w-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
             r"|(?:password|passwd|secret|token|api[_-]?key)\s*[:=]\s*\S+|[a-f0-9]{32,}|[A-Za-z0-9+/]{40,}={0,2})"
+            r"|(?<![\w-])(?=[\w-]*\d)(?=[\w-]*[A-Z])(?=[\w-]*[a-z])[A-Za-z0-9_-]{32,}(?![\w-])"
         ),
         "[token]",
     ),
