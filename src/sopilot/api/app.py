@@ -7,6 +7,8 @@ before they are read whole.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -140,5 +142,13 @@ def publish_limits(app: FastAPI, settings: Settings) -> None:
 
 
 def app_from_env() -> FastAPI:
-    """The factory ``sopilot serve`` gives uvicorn: settings from the ``SOPILOT_*`` environment."""
+    """The factory ``sopilot serve`` gives uvicorn: settings from the ``SOPILOT_*`` environment. The worker's
+    own messages (which index generation it opened, a failed reopen) go to the server log beside uvicorn's,
+    each with the worker's pid."""
+    log = logging.getLogger("sopilot")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(f"%(levelname)s:     [{os.getpid()}] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     return create_app(Settings())

@@ -103,9 +103,11 @@ class SearchResponse(BaseModel):
     coverage_reason: str
     filters: dict[str, list[str]]
     passages: list[PassagePublic]
+    kb_version: str = Field(description="The KB version the index was synced to when it answered")
+    generation: str = Field(description="The index generation that answered (it changes with every ingest)")
 
     @classmethod
-    def of(cls, query_id: str, result: SearchResult) -> SearchResponse:
+    def of(cls, query_id: str, result: SearchResult, kb_version: str, generation: str) -> SearchResponse:
         return cls(
             query_id=query_id,
             query=result.query,
@@ -113,6 +115,8 @@ class SearchResponse(BaseModel):
             coverage_reason=result.reason,
             filters=result.filters,
             passages=[PassagePublic.of(p) for p in result.passages],
+            kb_version=kb_version,
+            generation=generation,
         )
 
 
@@ -184,9 +188,10 @@ class AnswerResponse(BaseModel):
     passages: list[PassagePublic]
     drafter: str
     kb_version: str
+    generation: str = Field(description="The index generation that answered (it changes with every ingest)")
 
     @classmethod
-    def of(cls, answer_id: str, tone: Tone, draft: Draft, result: SearchResult) -> AnswerResponse:
+    def of(cls, answer_id: str, tone: Tone, draft: Draft, result: SearchResult, generation: str) -> AnswerResponse:
         titles = {p.path: p.title for p in result.passages}
         e = draft.escalation
         return cls(
@@ -205,6 +210,7 @@ class AnswerResponse(BaseModel):
             passages=[PassagePublic.of(p) for p in result.passages],
             drafter=str(draft.provenance.get("drafter", "")),
             kb_version=str(draft.provenance.get("kb_version", "")),
+            generation=generation,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +20,14 @@ from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.draft.base import Drafter, Tone
 from sopilot.index.embedder import Embedder
-from sopilot.index.folder import read_generation
+from sopilot.index.folder import read_generation, read_probe
 from sopilot.index.querylog import QueryLog, Redactor, querylog_path
 from sopilot.retrieval.search import Retriever
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
+
+    from sopilot.retrieval.search import QueryRewriter
 
 log = logging.getLogger(__name__)
 TONES: tuple[Tone, ...] = ("user", "internal")
@@ -45,10 +48,9 @@ def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generat
     from sopilot.draft.factory import open_drafter
     from sopilot.draft.rewrite import LLMQueryRewriter
     from sopilot.ingest.run import current_kb_version
-    from sopilot.retrieval.search import open_retriever
 
     rewriter = LLMQueryRewriter(llm) if settings.query_rewrite and llm is not None else None
-    retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True)
+    retriever = _open_in_step(settings, embedder, rewriter)
     retriever.warm()
     kb_version = current_kb_version(settings)
     drafters: dict[str, Drafter] = {
@@ -56,6 +58,34 @@ def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generat
         for tone in TONES
     }
     return Engine(generation, retriever, drafters, kb_version, retriever.store.count())
+
+
+def _open_in_step(settings: Settings, embedder: Embedder, rewriter: QueryRewriter | None) -> Retriever:
+    """A retriever whose store view holds the last ingest's probe chunk. Chroma's embedded store is shared by
+    the workers' processes; one that opens it while another has just written may see the new rows without
+    their vectors, and would serve that view until the next ingest. So it opens again, a moment later, until
+    the probe is found (``SOPILOT_REOPEN_WAIT_SECONDS`` at most, then it serves what it has and says so)."""
+    from sopilot.retrieval.search import open_retriever
+
+    probe = read_probe(settings.index_dir)
+    deadline = time.monotonic() + settings.reopen_wait_seconds
+    tries = 0
+    while True:
+        retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True)
+        tries += 1
+        if not probe or retriever.store.holds(probe):
+            if tries > 1:
+                log.warning("the vector store caught up with the last ingest after %d opens", tries)
+            return retriever
+        if time.monotonic() >= deadline:
+            log.error(
+                "the vector store still misses chunk %s of the last ingest after %d opens: serving it as it is; "
+                "with several workers, a Chroma server (SOPILOT_CHROMA_URL) avoids this",
+                probe,
+                tries,
+            )
+            return retriever
+        time.sleep(0.2)
 
 
 class AppState:
@@ -117,8 +147,14 @@ class AppState:
             except SopilotError as exc:
                 self._error = exc
                 raise
+            previous = self._engine.generation if self._engine is not None else None
             self._engine, self._error = engine, None
-            log.info("index generation %s opened: %d chunks", generation or "(first)", engine.chunks)
+            log.info(
+                "index generation %s opened: %d chunks (replacing %s)",
+                generation or "(first)",
+                engine.chunks,
+                previous or "nothing",
+            )
             return engine
 
     def describe(self) -> dict[str, Any]:

@@ -184,6 +184,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `sopilot serve` binds; a public one needs API keys.")
     port: int = Field(8000, ge=1, le=65535, description="Port `sopilot serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="Server processes; each loads the models once.")
+    reopen_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        description="How long a serving process that reopens the index after an ingest waits for its view of the "
+        "embedded vector store to hold the ingest's last chunk, opening it again meanwhile.",
+    )
     rate_limit: int = Field(
         600, ge=0, description="Requests per minute each API key may make (0: no limit); bursts up to rate_burst."
     )

@@ -2,7 +2,9 @@
 
 Two files coordinate the processes that share one index folder: ``ingest.lock`` (an ``flock`` held for the
 whole of an ingest, so a second ingest is refused instead of interleaving its writes) and ``generation`` (a
-marker rewritten after every ingest that changed the index, so serving processes know to reopen it).
+marker rewritten after every ingest that changed the index, so serving processes know to reopen it). The
+marker's second line names a probe: one chunk the ingest wrote, which a process that reopens the index checks
+its vector store holds before it serves from it (``VectorStore.holds``).
 """
 
 from __future__ import annotations
@@ -65,18 +67,30 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
 
 def read_generation(index_dir: Path) -> str:
     """The index folder's generation marker ("" before the first ingest that wrote one)."""
+    return _read_marker(index_dir)[0]
+
+
+def read_probe(index_dir: Path) -> str:
+    """The chunk id the last ingest that wrote one named as its probe ("" when it wrote no chunk)."""
+    return _read_marker(index_dir)[1]
+
+
+def _read_marker(index_dir: Path) -> tuple[str, str]:
     try:
-        return (index_dir / GENERATION_FILE).read_text(encoding="utf-8").strip()
+        lines = (index_dir / GENERATION_FILE).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        return ""
+        return "", ""
+    lines = [line.strip() for line in lines] + ["", ""]
+    return lines[0], lines[1]
 
 
-def bump_generation(index_dir: Path) -> str:
-    """Write a new generation marker (atomically: readers see the old one or the new one) and return it."""
+def bump_generation(index_dir: Path, probe: str = "") -> str:
+    """Write a new generation marker (atomically: readers see the old one or the new one) and return it;
+    ``probe`` is a chunk id this ingest wrote, for readers to check their store holds it."""
     index_dir.mkdir(parents=True, exist_ok=True)
     value = uuid.uuid4().hex
     tmp = index_dir / f".{GENERATION_FILE}.{os.getpid()}"
-    tmp.write_text(value + "\n", encoding="utf-8")
+    tmp.write_text(f"{value}\n{probe}\n", encoding="utf-8")
     os.replace(tmp, index_dir / GENERATION_FILE)
     return value
 

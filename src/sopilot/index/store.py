@@ -224,6 +224,15 @@ class VectorStore:
         for part in _pages(list(ids)):
             self._collection.delete(ids=part)
 
+    def holds(self, chunk_id: str) -> bool:
+        """Whether this client's view of the store has the chunk and finds it by its own vector: a process
+        that opened the store while another process was writing it may see the rows and miss the vector."""
+        got = self._collection.get(ids=[chunk_id], include=["embeddings"])
+        vectors = got.get("embeddings")
+        if not got["ids"] or vectors is None or len(vectors) == 0:
+            return False
+        return any(cid == chunk_id and dist < 1e-3 for cid, dist in self.nearest(np.asarray(vectors[0]), 5))
+
     def nearest(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """The ``n`` nearest chunk ids with their cosine distance: no documents or metadata read."""
         if n <= 0:

@@ -25,7 +25,7 @@ def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False,
         with ingest_lock(settings.index_dir):
             report = _sync(settings, embedder, rebuild=rebuild, progress=progress)
             if rebuild or report.added or report.updated or report.removed:
-                bump_generation(settings.index_dir)
+                bump_generation(settings.index_dir, probe=report.probe)
             return report
     except SopilotError:
         raise

@@ -46,6 +46,7 @@ class IngestReport:
     kb_version: str = ""  # digest of every indexed file's path and content hash
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    probe: str = ""  # the last chunk embedded and written, for readers to check their store holds it
 
     @property
     def ok(self) -> bool:
@@ -53,6 +54,7 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["probe"]
         data["problems"] = [{**asdict(p), "severity": p.severity.value} for p in self.problems]
         data["ok"] = self.ok
         return data
@@ -236,6 +238,7 @@ class Syncer:
             vectors = self._embedder.embed_documents([c.embed_text for c in group])
             self._store.upsert([c.id for c in group], vectors, [c.text for c in group], [c.metadata for c in group])
             report.added += len(group)
+            report.probe = group[-1].id
             bar.update(len(group))
         bar.close()
 

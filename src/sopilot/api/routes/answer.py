@@ -54,10 +54,12 @@ def answer(body: AnswerRequest, state: StateDep, engine: EngineDep, who: Agent) 
     drafter = engine.drafters[body.tone]
     answer_id = new_id()
     if body.stream:
-        return EventSourceResponse(_events(state, drafter, body, result, answer_id, who.key_id, start))
+        return EventSourceResponse(
+            _events(state, drafter, body, result, answer_id, who.key_id, start, engine.generation)
+        )
     draft = drafter.draft(body.query, result)
     _record(state, answer_id, body, result, draft, start, who.key_id)
-    return AnswerResponse.of(answer_id, body.tone, draft, result)
+    return AnswerResponse.of(answer_id, body.tone, draft, result, engine.generation)
 
 
 def _record(
@@ -80,12 +82,15 @@ def _events(
     answer_id: str,
     key: str,
     start: float,
+    generation: str,
 ) -> Iterator[str]:
     try:
         for piece in drafter.stream(body.query, result):
             if isinstance(piece, Draft):
                 _record(state, answer_id, body, result, piece, start, key)
-                yield sse("answer", AnswerResponse.of(answer_id, body.tone, piece, result).model_dump(mode="json"))
+                yield sse(
+                    "answer", AnswerResponse.of(answer_id, body.tone, piece, result, generation).model_dump(mode="json")
+                )
                 return
             yield sse("delta", {"text": piece})
         raise ApiError(500, "no_draft", "the drafter stopped without a draft", "retry without stream")
