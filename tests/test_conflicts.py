@@ -8,6 +8,7 @@ import json
 import pytest
 
 from sopilot.author.conflicts import fact_clashes, find_conflicts, trigram_overlap
+from sopilot.author.fact_stats import FactStats
 from sopilot.author.facts import extract_facts
 from sopilot.author.similar import sections_from
 from sopilot.cli.main import main
@@ -54,6 +55,41 @@ def test_no_clash_for_the_same_value_other_rows_other_things_or_other_scales() -
     assert clashes("Escalate the key after 1 day.", "A key expires after 365 days.") == []  # not a revision
 
 
+def named_clashes(a: str, b: str, *others: str) -> list[tuple[str, str]]:
+    """Clashes of a against b, judged with what the whole KB (a, b and ``others``) says about named facts."""
+    facts = [extract_facts(text) for text in (a, b, *others)]
+    found = fact_clashes(facts[0], facts[1], 0.12, stats=FactStats.of(facts))
+    return [(c.a.text, c.b.text) for c in found]
+
+
+ZD = "https://support.zendesk.com/hc/en-us/articles/"
+
+
+def test_a_link_text_the_kb_uses_for_many_pages_is_no_contradiction() -> None:
+    frame = "For information on {}, please see [Zendesk documentation]({}{})."
+    editing = [frame.format(f"editing a {thing}", ZD, n) for n, thing in enumerate(["form", "field", "view", "macro"])]
+    assert named_clashes(editing[0], editing[1], *editing[2:]) == []
+    # the same sentences with a link text that names one page: the two targets are two versions of it
+    tracker = "File the request in the [access request tracker](https://gitlab.example/access/{}/issues)."
+    assert named_clashes(tracker.format("old"), tracker.format("new"), *editing) == [
+        ("https://gitlab.example/access/old/issues", "https://gitlab.example/access/new/issues")
+    ]
+
+
+def test_named_facts_the_kb_shows_as_two_things_do_not_clash() -> None:
+    a = "Escalate the stuck appeal in #uops-escalations."
+    b = "Escalate the stuck appeal in #trust-eng-oncall."
+    assert named_clashes(a, b) == [("#uops-escalations", "#trust-eng-oncall")]
+    both = "Identity questions go to #trust-eng-oncall, everything else to #uops-escalations."
+    assert named_clashes(a, b, both) == []  # a section names both: two channels, not two versions of one
+    project = "Modules live in the [Support Training project](https://gitlab.example/support-training)."
+    page = "Pick one in the [Support Training project](https://gitlab.example/support-training/-/tree/main)."
+    assert named_clashes(project, page) == []  # the same place at two depths
+    other_text = "See the [Providing Large Files](https://about.example/large-files/#other-methods) page."
+    uploader = "See the [Support Uploader](https://about.example/large-files/#support-uploader) page."
+    assert named_clashes(other_text, uploader) == []  # links with different texts name different pages
+
+
 def test_trigram_overlap() -> None:
     assert trigram_overlap("reset the factor in okta now", "please reset the factor in okta") == pytest.approx(3 / 4)
     assert trigram_overlap("one two three", "four five six") == 0.0
@@ -96,7 +132,9 @@ def test_planted_contradictions_are_found_with_few_false_alarms(conflicts) -> No
     false_alarms = [
         p for p in conflicts.contradictions if frozenset((p.a.path, p.b.path)) not in PLANTED_CONTRADICTIONS
     ]
-    assert len(false_alarms) <= 0.015 * conflicts.compared  # measured: 12 pairs of 1,362 compared
+    assert len(false_alarms) <= 0.01 * conflicts.compared  # measured: 7 pairs of 1,362 compared (12 before the
+    # named facts were judged with the KB's statistics: four channel pairs gone)
+    assert not [c for p in false_alarms for c in p.clashes if c.kind in ("url", "channel", "team")]
 
 
 @pytest.mark.slow

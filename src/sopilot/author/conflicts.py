@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sopilot.author.fact_stats import NAMED_KINDS, FactStats
 from sopilot.author.facts import Fact, extract_facts, words_of
 from sopilot.author.similar import IndexedSection, neighbour_pairs
 
@@ -28,6 +29,8 @@ class ConflictParams:
     duplicate_overlap: float = 0.1  # ... and the share of the smaller section's word trigrams in the other
     max_ratio: float = 3.0  # numbers further apart than this are about different things, not a revision
     min_context: float = 0.12  # Jaccard of two facts' context words for them to be about the same thing
+    max_frame_values: int = 3  # a named fact's shared words that go with more values in the KB are a frame
+    min_label_overlap: float = 0.65  # Jaccard of two links' texts for them to name the same page
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,8 @@ def find_conflicts(
 ) -> ConflictReport:
     params = params or ConflictParams()
     pairs = neighbour_pairs(sections, vectors, params.min_similarity, params.neighbours)
-    facts = {i: extract_facts(sections[i].text, sections[i].heading_path[-1]) for pair in pairs for i in pair[:2]}
+    facts = [extract_facts(s.text, s.heading_path[-1]) for s in sections]
+    stats = FactStats.of(facts)
     idf = _idf([s.text for s in sections])
     report = ConflictReport(len(sections), len(pairs))
     for i, j, similarity in pairs:
@@ -107,7 +111,7 @@ def find_conflicts(
         pointers = _mostly_links(a.text) or _mostly_links(b.text)  # two "Related" lists are alike by nature
         if similarity >= params.duplicate_similarity and overlap >= params.duplicate_overlap and not pointers:
             report.duplicates.append(SectionPair(a, b, similarity, overlap))
-        clashes = fact_clashes(facts[i], facts[j], params.min_context, idf, params.max_ratio)
+        clashes = fact_clashes(facts[i], facts[j], params.min_context, idf, params.max_ratio, stats, params)
         if clashes:
             report.contradictions.append(SectionPair(a, b, similarity, overlap, tuple(clashes)))
     report.contradictions.sort(key=lambda p: (-len(p.clashes), -p.similarity))
@@ -148,13 +152,18 @@ def fact_clashes(
     min_context: float,
     idf: dict[str, float] | None = None,
     max_ratio: float = 3.0,
+    stats: FactStats | None = None,
+    params: ConflictParams | None = None,
 ) -> list[FactClash]:
     """Facts of one kind and unit about the same thing with values the other section does not state about it.
 
     "The same thing": each is the other's closest fact of that kind and unit by context words (IDF-weighted
     Jaccard of at least ``min_context``), and in tables the rows have a label in common. A value the other
-    section states in a similar context (the 600 of "600 requests/min" beside a "600 requests") is no clash."""
+    section states in a similar context (the 600 of "600 requests/min" beside a "600 requests") is no clash.
+    Named facts (URLs, channels, teams, commands) must also pass ``_same_named_fact`` when ``stats`` of the
+    whole KB are given."""
     weights = idf or {}
+    params = params or ConflictParams()
     best_b = {id(x): _closest(x, fb, weights) for x in fa}
     best_a = {id(y): _closest(y, fa, weights) for y in fb}
     clashes: list[FactClash] = []
@@ -173,11 +182,41 @@ def fact_clashes(
             continue  # different rows of a table: different things
         if _stated(x, fb, min_context, weights) or _stated(y, fa, min_context, weights):
             continue
+        if stats is not None and x.kind in NAMED_KINDS and not _same_named_fact(x, y, stats, params):
+            continue
         signature = (x.kind, x.unit, x.value, y.value)
         if signature not in seen:
             seen.add(signature)
             clashes.append(FactClash(x.kind, x.unit, x, y))
     return clashes
+
+
+def _same_named_fact(x: Fact, y: Fact, stats: FactStats, params: ConflictParams) -> bool:
+    """Two named facts are one fact stated with two values only when the KB does not show them as two things:
+    URLs not one inside the other, linked with like texts that the KB does not use for many pages (when both
+    are links), never stated side by side in one section, and in words that the KB does not use with many
+    values of that kind (a frame such as "Slack channel: #spt_pod_X")."""
+    if x.kind == "url":
+        if _deeper(x.value, y.value) or _deeper(y.value, x.value):
+            return False  # a project and a page inside it: the same place at two depths
+        if x.label and y.label:
+            if _jaccard(x.label, y.label) < params.min_label_overlap:
+                return False
+            if stats.values_linked_as(x.label & y.label) > params.max_frame_values:
+                return False
+    if stats.stated_together(x.kind, x.value, y.value):
+        return False
+    shared = (x.context & y.context) | (x.label & y.label)
+    return stats.values_in_frame(x.kind, frozenset(shared)) <= params.max_frame_values
+
+
+def _deeper(url: str, other: str) -> bool:
+    """``other`` is ``url`` or a page under it (path, query or fragment added)."""
+    return other.startswith(url) and (len(other) == len(url) or other[len(url)] in "/?#")
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
 
 
 def _comparable(a: float, b: float, max_ratio: float) -> bool:

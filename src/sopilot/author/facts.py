@@ -48,6 +48,7 @@ _CHANNEL = re.compile(r"(?<![\w/#&(\[.-])#([a-z][a-z0-9_-]{2,}[a-z0-9])\b")
 _URL = re.compile(r"https?://[^\s)>\]`'\"|]+")
 _TEAM = re.compile(r"\b(?!The )((?:[A-Z][\w&]*[ -]){1,3}(?:on-call|team lead|team))\b")
 _CODE = re.compile(r"`([^`\n]{3,80})`")
+_LINK_TEXT = re.compile(r"\[([^\[\]]*)\]\($")  # the text of a Markdown link whose target starts here
 _WORD = re.compile(r"[a-z][a-z0-9_-]+")
 _STOP = frozenset(
     [
@@ -174,6 +175,7 @@ class Fact:
     line: int  # 0-based line in the section's text
     context: frozenset[str]
     row_key: frozenset[str] = frozenset()  # a table cell's row label, empty outside tables
+    label: frozenset[str] = frozenset()  # a linked URL's link text words ("[Support Uploader](https://...)")
 
 
 def _words(text: str) -> set[str]:
@@ -243,7 +245,9 @@ def _facts_in(line: str, n: int, extra: set[str], row: frozenset[str], *, code: 
         taken.append((start, end))
         window = line[max(0, start - 60) : start] + " " + line[end : end + 60]
         context = frozenset((_words(window) | extra) - {unit})
-        found.append(Fact(kind, unit, value, m.group(group), n, context, row))
+        linked = _LINK_TEXT.search(line[:start]) if kind == "url" else None
+        label = frozenset(_words(linked.group(1))) if linked else frozenset()
+        found.append(Fact(kind, unit, value, m.group(group), n, context, row, label))
 
     for m in _INTERVAL.finditer(line):
         minutes = _number(m.group(1)) * _DURATION_UNITS[m.group(2).lower() + "s"]
