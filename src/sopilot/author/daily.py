@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sopilot.author.gaps import GapCluster, GapParams, QueryEmbedder, SectionIndex, find_gaps
+from sopilot.author.gaps import GapCluster, GapParams, QueryEmbedder, SectionIndex, find_gaps, mark_new
 from sopilot.author.health import SectionHealth, section_health
 from sopilot.author.kb_files import load_kb
 from sopilot.author.stale import StaleSop, stale_sops
@@ -61,6 +61,12 @@ class DailyReport:
     latency_p50: float = 0.0
     latency_p95: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
+    new_days: int = 0  # a gap is new when none of its questions was a gap in this many days before (0: not judged)
+
+    @property
+    def new_gaps(self) -> list[GapCluster]:
+        """The day's gap clusters none of whose questions was a gap in the days before."""
+        return [g for g in self.gaps if g.new]
 
     @property
     def coverage_rate(self) -> float:
@@ -79,6 +85,8 @@ class DailyReport:
             "verdicts": self.verdicts,
             "topics": [{"path": p, "title": t, "answers": n} for p, t, n in self.topics],
             "gaps": [g.to_dict() for g in self.gaps],
+            "new_gaps": len(self.new_gaps),
+            "new_gap_days": self.new_days,
             "stale": [s.to_dict() for s in self.stale],
             "worst_sections": [h.to_dict() for h in self.worst],
             "slowest": [
@@ -211,9 +219,11 @@ def to_markdown(report: DailyReport, image_dir: str = ".") -> str:
         "",
         f"![top topics]({image_dir}/topics.png)",
         "",
-        f"## New gaps ({len(r.gaps)} cluster(s) among today's questions)",
+        f"## Gaps ({len(r.gaps)} cluster(s) among today's questions, {len(r.new_gaps)} new)",
         "",
     ]
+    if r.new_days:
+        lines += [f"NEW: none of the cluster's questions was a gap in the {r.new_days} day(s) before.", ""]
     for n, g in enumerate(r.gaps, 1):
         why = ", ".join(f"{k} {v}" for k, v in sorted(g.reasons.items()))
         near = g.nearest
@@ -222,7 +232,8 @@ def to_markdown(report: DailyReport, image_dir: str = ".") -> str:
             if g.suggestion == "extend" and near is not None
             else "write a new SOP" + (f" (nearest: `{near.link}`, {near.similarity:.2f})" if near else "")
         )
-        lines.append(f"{n}. **{g.representatives[0]}** ({g.size}: {why}); {todo}")
+        mark = "NEW " if g.new else ""
+        lines.append(f"{n}. {mark}**{g.representatives[0]}** ({g.size}: {why}); {todo}")
         lines += [f"   - {q}" for q in g.representatives[1:]]
     if not r.gaps:
         lines.append("None.")
@@ -292,12 +303,20 @@ def daily_report(
     ignore: tuple[str, ...] = (),
     max_file_bytes: int = 1_000_000,
     gap_params: GapParams | None = None,
+    new_gap_days: int = 7,
 ) -> DailyReport:
-    """The whole report: the log's figures, the gaps among the day's questions, the SOPs overdue on that day."""
+    """The whole report: the log's figures, the gaps among the day's questions (each marked new when none of
+    its questions was a gap in the ``new_gap_days`` before), the SOPs overdue on that day."""
     since, until = day_bounds(day)
-    gaps = find_gaps(log.queries(since, until), log.latest_verdicts(), embedder, index, gap_params, today=day)
+    verdicts = log.latest_verdicts()
+    gaps = find_gaps(log.queries(since, until), verdicts, embedder, index, gap_params, today=day)
+    if new_gap_days > 0 and gaps:
+        earlier = log.queries(since - new_gap_days * 86400, since)
+        gaps = mark_new(gaps, earlier, verdicts, embedder, index, gap_params)
     stale: list[StaleSop] = []
     if kb_dir.is_dir():
         files, _ = load_kb(kb_dir, ignore, max_file_bytes)
         stale = stale_sops(files, day)
-    return build_daily(log, day, gaps=gaps, stale=stale)
+    report = build_daily(log, day, gaps=gaps, stale=stale)
+    report.new_days = new_gap_days if gaps else 0
+    return report

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, Protocol
 
@@ -70,6 +70,8 @@ class GapCluster:
     suggestion: Literal["extend", "new"]
     stub: str = ""  # front matter of the new SOP, when the suggestion is "new"
     questions: tuple[GapQuestion, ...] = field(default=(), repr=False)
+    centre: np.ndarray | None = field(default=None, repr=False, compare=False)  # unit mean of its questions
+    new: bool | None = None  # None: not judged; True: none of its questions was a gap in the days before
 
     def to_dict(self) -> dict[str, Any]:
         nearest = self.nearest
@@ -87,6 +89,7 @@ class GapCluster:
             },
             "suggestion": self.suggestion,
             "stub": self.stub,
+            "new": self.new,
             "answer_ids": [q.answer_id for q in self.questions],
         }
 
@@ -191,10 +194,35 @@ def _cluster(
     reasons = Counter(reason for q in ranked for reason in q.reasons)
     nearest = nearest_section(centre, index)
     if nearest is not None and nearest.similarity >= params.extend_from:
-        return GapCluster(len(members), tuple(representatives), dict(reasons), nearest, "extend", "", tuple(ranked))
+        return GapCluster(
+            len(members), tuple(representatives), dict(reasons), nearest, "extend", "", tuple(ranked), centre
+        )
     related = nearest if nearest is not None and nearest.similarity >= params.borrow_from else None
     stub = front_matter_stub(representatives[0], related, today)
-    return GapCluster(len(members), tuple(representatives), dict(reasons), nearest, "new", stub, tuple(ranked))
+    return GapCluster(len(members), tuple(representatives), dict(reasons), nearest, "new", stub, tuple(ranked), centre)
+
+
+def mark_new(
+    clusters: Sequence[GapCluster],
+    earlier: Iterable[QueryRecord],
+    verdicts: Mapping[str, str],
+    embedder: QueryEmbedder,
+    index: SectionIndex,
+    params: GapParams | None = None,
+) -> list[GapCluster]:
+    """The clusters with ``new`` set: True when none of the ``earlier`` gap questions (the days before) belongs
+    to the cluster, i.e. lies within the clustering's distance threshold of its centre."""
+    params = params or GapParams()
+    _, before = gap_questions(earlier, verdicts, embedder, index, params.weak_below)
+    if len(before):
+        before = before / np.maximum(np.linalg.norm(before, axis=1, keepdims=True), 1e-12)
+    marked = []
+    for cluster in clusters:
+        seen = False
+        if cluster.centre is not None and len(before):
+            seen = float(np.min(1.0 - before @ cluster.centre)) <= params.distance_threshold
+        marked.append(replace(cluster, new=not seen))
+    return marked
 
 
 def nearest_section(vector: np.ndarray, index: SectionIndex) -> NearestSection | None:

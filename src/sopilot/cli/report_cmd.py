@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     daily.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="the day (UTC; default today)")
     daily.add_argument("--out", type=Path, metavar="DIR", help="folder for report.md, report.html and plots")
     daily.add_argument("--threshold", type=float, default=0.45, help="gap clusters' distance threshold (0.45)")
+    daily.add_argument(
+        "--new-days",
+        type=int,
+        metavar="N",
+        help="a gap is new when none of its questions was a gap in the N days before (SOPILOT_NEW_GAP_DAYS, 7)",
+    )
     add_common(daily)
     daily.set_defaults(func=run_daily)
 
@@ -172,6 +178,7 @@ def run_daily(args: argparse.Namespace) -> int:
         ignore=tuple(settings.ignore),
         max_file_bytes=settings.max_file_bytes,
         gap_params=params,
+        new_gap_days=settings.new_gap_days if args.new_days is None else max(args.new_days, 0),
     )
     out = args.out or settings.index_dir / "reports" / f"daily-{day.isoformat()}"
     written = write_daily(report, out)

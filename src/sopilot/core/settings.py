@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         description="Score factor for passages of SOPs past their review date (last_reviewed + review_every_days); "
         "1.0 leaves ranking alone (the default): overdue passages are flagged, not demoted.",
     )
+    new_gap_days: int = Field(
+        7,
+        ge=0,
+        le=366,
+        description="Daily report: a gap cluster is new when none of its questions was a gap in this many days "
+        "before the day (0: no judgement).",
+    )
     today: date | None = Field(
         None, description="The date review dates are measured against (YYYY-MM-DD); the system date when unset."
     )

@@ -50,6 +50,9 @@ class GapClusterPublic(BaseModel):
     nearest: NearestSectionPublic | None
     suggestion: Literal["extend", "new"]
     stub: str = Field(description="Front matter of the new SOP when the suggestion is new")
+    new: bool | None = Field(
+        None, description="Daily report: none of its questions was a gap in the days before (null: not judged)"
+    )
 
     @classmethod
     def of(cls, c: GapCluster) -> GapClusterPublic:
@@ -62,6 +65,7 @@ class GapClusterPublic(BaseModel):
             nearest=nearest,
             suggestion=c.suggestion,
             stub=c.stub,
+            new=c.new,
         )
 
 
@@ -152,6 +156,8 @@ class DailyPublic(BaseModel):
     verdicts: dict[str, int]
     topics: list[TopicPublic]
     gaps: list[GapClusterPublic]
+    new_gaps: int = Field(description="Gap clusters of the day none of whose questions was a gap before")
+    new_gap_days: int = Field(description="The days before that were looked at (SOPILOT_NEW_GAP_DAYS)")
     stale: list[StalePublic]
     worst_sections: list[SectionHealthPublic]
     slowest: list[SlowPublic]
@@ -171,6 +177,8 @@ class DailyPublic(BaseModel):
             verdicts=r.verdicts,
             topics=[TopicPublic(path=p, title=t, answers=n) for p, t, n in r.topics],
             gaps=[GapClusterPublic.of(g) for g in r.gaps],
+            new_gaps=len(r.new_gaps),
+            new_gap_days=r.new_days,
             stale=[StalePublic.of(s) for s in r.stale],
             worst_sections=[SectionHealthPublic.of(h) for h in r.worst],
             slowest=[
@@ -341,6 +349,7 @@ async def get_daily(
             ignore=tuple(settings.ignore),
             max_file_bytes=settings.max_file_bytes,
             gap_params=GapParams(weak_below=settings.covered_min_dense),
+            new_gap_days=settings.new_gap_days,
         )
 
     report = await run_in_threadpool(build)

@@ -46,6 +46,7 @@ function gaps(report) {
   list.replaceChildren();
   for (const gap of report.gaps) {
     const item = el("li");
+    if (gap.new) item.append(el("span", "new", { class: "new-gap", title: `not a gap in the ${report.new_gap_days} days before` }), el("span", " "));
     const why = Object.entries(gap.reasons).map(([k, v]) => `${k} ${v}`).join(", ");
     item.append(el("strong", gap.representatives[0]), el("span", ` (${gap.size}: ${why}) `));
     const near = gap.nearest;
@@ -60,6 +61,7 @@ function gaps(report) {
     list.append(item);
   }
   if (!report.gaps.length) list.append(el("li", "None."));
+  document.getElementById("gaps-h").textContent = `Gaps (${report.gaps.length}, ${report.new_gaps} new)`;
 }
 
 async function show(day) {
