@@ -8,7 +8,10 @@ top passage is in the SOP the question is about is mostly accepted, else mostly 
 written to the query log of the index folder, then ``sopilot report daily`` is built from it.
 
     PYTHONPATH=src HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python benchmarks/simulate_day.py \\
-        --index /tmp/sim-index --date 2026-12-02 --out docs/img/daily-example
+        --index /tmp/sim-index --date 2026-12-02 --days-before 1 --out docs/img/daily-example
+
+With ``--days-before N`` the N days before are simulated too, without the questions of ``NEW_TODAY``, so the
+day's report marks those gaps new and the others seen before.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import random
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sopilot.core.settings import Settings
@@ -72,6 +75,9 @@ ON_TOPIC = [
     ),
     ("same item shows up twice in my queue", "review-tools/console-duplicate-items.md", 2),
 ]
+# Off-topic questions asked only on the day itself with --days-before: the report's new gaps.
+NEW_TODAY = {"the office printer on floor 3 is jammed again", "printer keeps jamming paper in the office"}
+NEW_TODAY |= {"when is payroll paid this month", "my payslip is missing the overtime hours"}
 OFF_TOPIC = [
     ("how do I get a refund for a double charge on my invoice", 3),
     ("I was billed twice this month, can I get my money back", 2),
@@ -95,6 +101,12 @@ def main() -> int:
     parser.add_argument("--date", type=date.fromisoformat, default=date(2026, 12, 2))
     parser.add_argument("--out", type=Path, default=Path("docs/img/daily-example"))
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--days-before",
+        type=int,
+        default=0,
+        help="also simulate this many days before, without the NEW_TODAY questions (so the report has new gaps)",
+    )
     args = parser.parse_args()
 
     from sopilot.author.daily import daily_report, write_daily
@@ -114,25 +126,55 @@ def main() -> int:
     retriever = open_retriever(settings, embedder)
     drafter = open_drafter(settings, retriever.store, tone="user", kb_version=current_kb_version(settings))
 
-    rng = random.Random(args.seed)
-    asks: list[tuple[str, str | None]] = []
-    for question, path, times in ON_TOPIC:
-        asks += [(rng.choice(PREFIXES) + question, path)] * times
-    for question, times in OFF_TOPIC:
-        asks += [(rng.choice(PREFIXES) + question, None)] * times
-    rng.shuffle(asks)
-    start = datetime.combine(args.date, datetime.min.time(), UTC).timestamp()
-    hours = rng.choices(range(24), weights=HOUR_WEIGHTS, k=len(asks))
-
     log_file = querylog_path(settings.index_dir)
     log_file.unlink(missing_ok=True)
     for suffix in ("-wal", "-shm"):
         Path(str(log_file) + suffix).unlink(missing_ok=True)
     log = QueryLog(log_file)
+    rng = random.Random(args.seed)
+    for before in range(args.days_before, -1, -1):
+        day = args.date - timedelta(days=before)
+        verdicts = simulate(log, retriever, drafter, settings.search_k, rng, day, new_today=before == 0)
+        print(f"{day}: {sum(verdicts.values())} questions logged; verdicts {verdicts}", file=sys.stderr)
+
+    report = daily_report(
+        log,
+        args.date,
+        embedder,
+        retriever.store,
+        settings.kb_dir,
+        ignore=tuple(settings.ignore),
+        gap_params=GapParams(weak_below=settings.covered_min_dense),
+        new_gap_days=settings.new_gap_days,
+    )
+    written = write_daily(report, args.out)
+    d = report.to_dict()
+    print(
+        f"{d['questions']} questions, coverage rate {d['coverage_rate']:.1%}, {len(d['gaps'])} gap clusters "
+        f"({d['new_gaps']} new), "
+        f"{len(d['stale'])} stale SOPs, {len(d['worst_sections'])} worst sections, "
+        f"latency p50 {d['latency_ms']['p50']} ms p95 {d['latency_ms']['p95']} ms"
+    )
+    for path in written.values():
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def simulate(log, retriever, drafter, k: int, rng: random.Random, day: date, *, new_today: bool) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """One day of questions answered through the retriever and drafter, logged with simulated verdicts."""
+    asks: list[tuple[str, str | None]] = []
+    for question, path, times in ON_TOPIC:
+        asks += [(rng.choice(PREFIXES) + question, path)] * times
+    for question, times in OFF_TOPIC:
+        if new_today or question not in NEW_TODAY:
+            asks += [(rng.choice(PREFIXES) + question, None)] * times
+    rng.shuffle(asks)
+    start = datetime.combine(day, datetime.min.time(), UTC).timestamp()
+    hours = rng.choices(range(24), weights=HOUR_WEIGHTS, k=len(asks))
     verdicts = {"accepted": 0, "edited": 0, "rejected": 0, "none": 0}
     for n, ((question, target), hour) in enumerate(zip(asks, sorted(hours), strict=True), 1):
         t0 = time.perf_counter()
-        result = retriever.search(question, k=settings.search_k)
+        result = retriever.search(question, k=k)
         draft = drafter.draft(question, result)
         ms = (time.perf_counter() - t0) * 1000
         ts = start + hour * 3600 + rng.uniform(0, 3599)
@@ -158,28 +200,8 @@ def main() -> int:
         if verdict:
             log.record_feedback(aid, verdict, ts=ts + rng.uniform(20, 300))
         if n % 25 == 0:
-            print(f"  {n}/{len(asks)} questions answered", file=sys.stderr)
-    print(f"{len(asks)} questions logged; verdicts {verdicts}", file=sys.stderr)
-
-    report = daily_report(
-        log,
-        args.date,
-        embedder,
-        retriever.store,
-        settings.kb_dir,
-        ignore=tuple(settings.ignore),
-        gap_params=GapParams(weak_below=settings.covered_min_dense),
-    )
-    written = write_daily(report, args.out)
-    d = report.to_dict()
-    print(
-        f"{d['questions']} questions, coverage rate {d['coverage_rate']:.1%}, {len(d['gaps'])} gap clusters, "
-        f"{len(d['stale'])} stale SOPs, {len(d['worst_sections'])} worst sections, "
-        f"latency p50 {d['latency_ms']['p50']} ms p95 {d['latency_ms']['p95']} ms"
-    )
-    for path in written.values():
-        print(f"wrote {path}", file=sys.stderr)
-    return 0
+            print(f"  {day}: {n}/{len(asks)} questions answered", file=sys.stderr)
+    return verdicts
 
 
 def simulated_verdict(rng: random.Random, covered: bool, top_path: str, target: str | None) -> str | None:

@@ -2,7 +2,9 @@
 
 An author opens a recorded day: the figures, the hour chart, the gap with its new-SOP stub and the worst
 section come from GET /v1/reports/daily; no script error, nothing loaded from elsewhere.
-``SOPILOT_REPORTS_SCREENSHOT=docs/img/reports-page.png`` keeps the screenshot it takes.
+``SOPILOT_REPORTS_SCREENSHOT=docs/img/reports.png`` keeps the screenshot it takes; with
+``SOPILOT_REPORTS_DAY_INDEX=DIR`` (an index folder ``benchmarks/simulate_day.py`` wrote) and
+``SOPILOT_REPORTS_DAY=YYYY-MM-DD`` the page of that simulated day is checked against the API and is the one kept.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ pytestmark = [
     pytest.mark.skipif(not test_console_browser.CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
 DAY = "2026-11-20"
+SIMULATED = os.environ.get("SOPILOT_REPORTS_DAY_INDEX", "")  # an index folder benchmarks/simulate_day.py wrote
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +79,44 @@ def test_an_author_reads_a_day_on_the_reports_page(server: str) -> None:
         link = worst.locator("a").get_attribute("href") or ""
         assert link == "/sop/partner-api/429-troubleshooting.md#summary"
         assert page.locator("#stale tr").count() >= 1
-        if os.environ.get("SOPILOT_REPORTS_SCREENSHOT"):
+        if os.environ.get("SOPILOT_REPORTS_SCREENSHOT") and not SIMULATED:  # else the simulated day's page
             page.screenshot(path=os.environ["SOPILOT_REPORTS_SCREENSHOT"], full_page=True)
         browser.close()
     assert not errors, errors
     assert [f for f in failed if not f.endswith("/favicon.ico")] == [], failed
     assert all(url.startswith(server) for url in requests), requests
+
+
+@pytest.mark.skipif(not SIMULATED, reason="set SOPILOT_REPORTS_DAY_INDEX (and SOPILOT_REPORTS_DAY) to a simulated day")
+def test_the_reports_page_of_a_simulated_day(embedder: Embedder) -> None:
+    """The page of a whole simulated day shows what the API reports (and, with SOPILOT_REPORTS_SCREENSHOT, is the
+    picture in docs/img/reports.png)."""
+    import json
+    import urllib.request
+
+    from conftest import ROOT
+
+    day = os.environ.get("SOPILOT_REPORTS_DAY", "2026-12-02")
+    settings = Settings(kb_dir=ROOT / "kb", index_dir=SIMULATED)
+    api = test_console_browser.playwright_api
+    with test_console_browser._serve(settings, embedder) as url:
+        with urllib.request.urlopen(f"{url}/v1/reports/daily?date={day}") as response:
+            report = json.load(response)
+        assert report["questions"] > 0 and report["gaps"], "the index holds no simulated day"
+        with api.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(test_console_browser.CHROMIUM), args=test_console_browser.CHROMIUM_ARGS
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 1400}, base_url=url)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"/reports?date={day}")
+            page.get_by_text(f"Report of {day} (UTC).").wait_for()
+            assert f"{report['questions']} questions" in page.locator("#summary").inner_text()
+            assert page.locator("#gaps > li").count() == len(report["gaps"])
+            assert page.locator("#gaps .new-gap").count() == report["new_gaps"]
+            assert page.locator("#gaps-h").inner_text() == f"Gaps ({len(report['gaps'])}, {report['new_gaps']} new)"
+            if os.environ.get("SOPILOT_REPORTS_SCREENSHOT"):
+                page.screenshot(path=os.environ["SOPILOT_REPORTS_SCREENSHOT"], full_page=True)
+            browser.close()
+        assert not errors, errors
