@@ -198,6 +198,31 @@ def test_shipped_kb_lints_clean_but_for_the_planted_dangling_references() -> Non
         ("operations/maintenance-windows.md", "missing-referenced-section"),
         ("review-tools/console-decision-buttons-disabled.md", "missing-referenced-section"),
     }
+    # kb/.sopilot-lint.toml accepts those two (planted on purpose): still reported, at info level
+    assert {f.level.value for f in report.findings} == {"info"} and all("planted" in f.message for f in report.findings)
+
+
+def test_shipped_kb_passes_the_warning_gate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lint", str(ROOT / "kb"), "--fail-on", "warning", "--today", "2026-11-25", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"].endswith("kb/.sopilot-lint.toml") and not out["failed"]
+    assert out["counts"]["by_severity"] == {"error": 0, "warning": 0, "info": 2}
+
+
+def test_an_accepted_finding_is_reported_at_info_and_only_where_accepted(tmp_path: Path) -> None:
+    dangling = body("X", "## Overrun\n\n1. Roll back as described in Rollback below.")
+    kb = write_kb(tmp_path / "kb", {"a.md": fm("A") + dangling, "b.md": fm("B") + dangling})
+    (kb / ".sopilot-lint.toml").write_text(
+        '[[accepted]]\npath = "a.md"\nrule = "missing-referenced-section"\nreason = "kept for the demo"\n',
+        encoding="utf-8",
+    )
+    report = lint_kb(kb, load_lint_config(kb), TODAY)
+    levels = {f.path: (f.level.value, f.message) for f in report.findings if f.rule == "missing-referenced-section"}
+    assert levels["a.md"][0] == "info" and "(accepted: kept for the demo)" in levels["a.md"][1]
+    assert levels["b.md"][0] == "warning"
+    (kb / ".sopilot-lint.toml").write_text('[[accepted]]\npath = "a.md"\nrule = "missing-referenced-section"\n')
+    with pytest.raises(ConfigError, match="reason"):
+        load_lint_config(kb)
 
 
 @pytest.mark.skipif(not GITLAB_DOCS.is_dir(), reason="shared GitLab corpus not present")

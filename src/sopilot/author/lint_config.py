@@ -29,6 +29,15 @@ class Kind:
 
 
 @dataclass(frozen=True, slots=True)
+class Accepted:
+    """A finding the KB keeps on purpose: still reported, at info level, with the reason."""
+
+    path: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class LintConfig:
     required_fields: tuple[str, ...] = DEFAULT_REQUIRED_FIELDS
     teams: tuple[str, ...] = ()  # empty: learned from the KB
@@ -43,6 +52,7 @@ class LintConfig:
     off: tuple[str, ...] = ()
     levels: dict[str, Level] = field(default_factory=dict)
     ignore: tuple[str, ...] = ("README.md",)
+    accepted: tuple[Accepted, ...] = ()
     source: str = "defaults"
 
     def kind_of(self, path: str, declared: str) -> str:
@@ -55,6 +65,9 @@ class LintConfig:
 
     def level(self, rule: str) -> Level:
         return self.levels.get(rule, RULES[rule].level)
+
+    def accepted_reason(self, path: str, rule: str) -> str | None:
+        return next((a.reason for a in self.accepted if a.rule == rule and fnmatch.fnmatch(path, a.path)), None)
 
 
 _KEYS = {
@@ -70,6 +83,7 @@ _KEYS = {
     "relative_to",
     "rules",
     "ignore",
+    "accepted",
 }
 
 
@@ -109,7 +123,8 @@ def _parse(raw: dict[str, Any], source: str) -> LintConfig:
     rules = raw.get("rules") or {}
     off = tuple(_strings(rules.get("off", []), "rules.off"))
     levels = {rule: Level(value) for rule, value in (rules.get("severity") or {}).items()}
-    for rule in (*off, *levels):
+    accepted = tuple(_accepted(raw.get("accepted", [])))
+    for rule in (*off, *levels, *(a.rule for a in accepted)):
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(RULES)}")
     default_kind = str(raw.get("default_kind", base.default_kind))
@@ -138,8 +153,20 @@ def _parse(raw: dict[str, Any], source: str) -> LintConfig:
         off=off,
         levels=levels,
         ignore=tuple(_strings(raw.get("ignore", base.ignore), "ignore")),
+        accepted=accepted,
         source=source,
     )
+
+
+def _accepted(value: Any) -> list[Accepted]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError("`accepted` must be an array of tables ([[accepted]] with path, rule and reason)")
+    out = []
+    for entry in value:
+        if set(entry) != {"path", "rule", "reason"} or not all(isinstance(v, str) and v for v in entry.values()):
+            raise ValueError(f"[[accepted]] {entry!r} needs exactly `path`, `rule` and a non-empty `reason`")
+        out.append(Accepted(entry["path"], entry["rule"], entry["reason"]))
+    return out
 
 
 def _strings(value: Any, key: str) -> list[str]:
