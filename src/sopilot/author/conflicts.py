@@ -31,6 +31,7 @@ class ConflictParams:
     min_context: float = 0.12  # Jaccard of two facts' context words for them to be about the same thing
     max_frame_values: int = 3  # a named fact's shared words that go with more values in the KB are a frame
     min_label_overlap: float = 0.65  # Jaccard of two links' texts for them to name the same page
+    judge_named_facts: bool = True  # False: named facts clash as numbers do (the figures' "before")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ def find_conflicts(
     params = params or ConflictParams()
     pairs = neighbour_pairs(sections, vectors, params.min_similarity, params.neighbours)
     facts = [extract_facts(s.text, s.heading_path[-1]) for s in sections]
-    stats = FactStats.of(facts)
+    stats = FactStats.of(facts) if params.judge_named_facts else None
     idf = _idf([s.text for s in sections])
     report = ConflictReport(len(sections), len(pairs))
     for i, j, similarity in pairs:
