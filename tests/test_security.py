@@ -112,6 +112,10 @@ def served(shipped_index: Settings, embedder: Embedder, tmp_path_factory: pytest
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    # uvicorn's own loggers may not propagate to the root (another test's server configured them): listen there too.
+    servers = [logging.getLogger(name) for name in ("uvicorn.access", "uvicorn.error")]
+    for logger in servers:
+        logger.addHandler(handler)
     app = create_app(settings, embedder=embedder)
     try:
         with uvicorn_thread(app) as port:
@@ -119,6 +123,8 @@ def served(shipped_index: Settings, embedder: Embedder, tmp_path_factory: pytest
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        for logger in servers:
+            logger.removeHandler(handler)
 
 
 def raw(served: Served, request: bytes, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
