@@ -73,18 +73,21 @@ def start_server(index: Path, workers: int, port: int, query_threads: int | None
     return subprocess.Popen(command, env=env)
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300, log: Path | None = None) -> None:
+    """Wait for the server's /readyz; on failure stop it and exit, with the end of its ``log`` when given."""
+    tail = (lambda: ":\n" + log.read_text()[-3000:]) if log is not None else (lambda: "")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}")
+            raise SystemExit(f"the server exited with {process.returncode}{tail()}")
         try:
             if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise SystemExit("the server did not become ready")
+    process.kill()
+    raise SystemExit(f"the server did not become ready{tail()}")
 
 
 async def level(url: str, key: str, route: str, clients: int, limit: int, seconds: float, qs: list[str]) -> dict:

@@ -34,7 +34,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from typing import Any
 
 import httpx
 
+from api_load import free_port, wait_ready
 from sopilot.index.embedder import load_embedder, set_offline
 from sopilot.ingest.chunker import Chunker
 from sopilot.ingest.sop import parse_sop
@@ -55,12 +55,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTSET = ROOT / "eval" / "testsets" / "kb.jsonl"
 KEEP = ("README.md", "incidents/escalation-process.md")  # never removed: the KB's front page, the abstention SOP
 Version = dict[str, dict[str, str]]  # path -> chunk id -> chunk text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Oracle:
@@ -279,21 +273,6 @@ def start_server(kb: Path, index: Path, port: int, log: Path) -> subprocess.Pope
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the server did not become ready:\n" + log.read_text()[-3000:])
-
-
 def prepare(work: Path, index_from: Path | None) -> tuple[Path, Path, dict[str, str]]:
     from sopilot.api.keys import KeyStore, keys_path
 
@@ -329,7 +308,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tally, epoch, stop = Tally(), Epoch(), threading.Event()
     ingests: list[dict[str, Any]] = []
     try:
-        wait_ready(url, process, log)
+        wait_ready(url, process, log=log)
         rng = random.Random(args.seed)
         threads = [
             threading.Thread(
