@@ -1,14 +1,18 @@
 """Load on the HTTP API over loopback: p50/p95 of /v1/search and /v1/answer at 1, 8 and 32 concurrent clients.
 
 Run: .venv/bin/python benchmarks/api_load.py [--index DIR] [--workers 2] [--clients 1,8,32]
-                                             [--requests 200] [--seconds 60] [--query-threads N] [--profile]
+                                             [--requests 200] [--seconds 60] [--query-threads N]
+                                             [--query-cache N] [--spy CLIENTS] [--profile]
 Starts `sopilot serve` (uvicorn, ``--workers`` processes) on a free 127.0.0.1 port over the index (built from
 kb/ when the folder holds none), with an agent key (so key checks and the rate limiter run, the limit set
 out of reach), then for each route and client count sends at most ``--requests`` requests or runs
 ``--seconds``, whichever ends first: each client is one keep-alive connection sending the test set's questions
 (eval/testsets/kb.jsonl) one after another. Prints a table of p50, p95, max latency, throughput, errors (any
-status but 200, or a failed connection) and the machine's 1-minute load average while it ran.
-``--profile`` instead times one request's stages in process (no HTTP): where the time goes.
+status but 200, or a failed connection), the CPU time the server's workers and this client spent per request
+(from /proc), and the machine's 1-minute load average while it ran.
+``--query-cache 0`` embeds every question (no question cache): the cost of questions never seen before.
+``--spy 8`` also records both workers with py-spy during the 8-client steps and prints where their CPU went,
+stage by stage (``STAGES``). ``--profile`` instead times one request's stages in process (no HTTP).
 """
 
 from __future__ import annotations
@@ -64,8 +68,10 @@ def agent_key(index: Path) -> str:
         store.close()
 
 
-def start_server(index: Path, workers: int, port: int, query_threads: int | None) -> subprocess.Popen:
-    env = {**os.environ, "SOPILOT_RATE_LIMIT": "100000000", "SOPILOT_RATE_BURST": "100000000"}
+def start_server(
+    index: Path, workers: int, port: int, query_threads: int | None, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    env = {**os.environ, "SOPILOT_RATE_LIMIT": "100000000", "SOPILOT_RATE_BURST": "100000000", **(extra_env or {})}
     if query_threads:
         env["SOPILOT_QUERY_THREADS"] = str(query_threads)
     command = [sys.executable, "-m", "sopilot.cli.main", "serve", "--index", str(index), "--kb", str(ROOT / "kb")]
@@ -90,7 +96,49 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300, log: P
     raise SystemExit(f"the server did not become ready{tail()}")
 
 
-async def level(url: str, key: str, route: str, clients: int, limit: int, seconds: float, qs: list[str]) -> dict:
+def worker_pids(parent: int) -> list[int]:
+    """uvicorn's worker processes: the server's children that run the app (not multiprocessing's helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and "resource_tracker" not in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (from /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def level(
+    url: str,
+    key: str,
+    route: str,
+    clients: int,
+    limit: int,
+    seconds: float,
+    qs: list[str],
+    workers: list[int] | None = None,
+) -> dict:
+    """One step: ``clients`` keep-alive connections sending questions back to back. The client is aiohttp (its
+    HTTP parser is C): it shares the 2 cores with the server, and httpx cost about 3 ms of CPU per request."""
+    import aiohttp
+
     latencies: list[float] = []
     errors = 0
     sent = 0
@@ -98,7 +146,10 @@ async def level(url: str, key: str, route: str, clients: int, limit: int, second
 
     async def client(n: int) -> None:
         nonlocal errors, sent
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        connector = aiohttp.TCPConnector(limit=1)
+        headers = {"Authorization": f"Bearer {key}"}
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(url, connector=connector, headers=headers, timeout=timeout) as http:
             i = n
             while sent < limit and time.perf_counter() < stop:
                 sent += 1
@@ -106,16 +157,20 @@ async def level(url: str, key: str, route: str, clients: int, limit: int, second
                 i += clients
                 start = time.perf_counter()
                 try:
-                    response = await http.post(route, json=body)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
+                    async with http.post(route, json=body) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except (aiohttp.ClientError, TimeoutError):
                     ok = False
                 latencies.append(time.perf_counter() - start)
                 errors += not ok
 
+    workers = workers or []
+    cpu_before, own_before = cpu_seconds(workers), time.process_time()
     begin = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(clients)))
     wall = time.perf_counter() - begin
+    server_cpu, own_cpu = cpu_seconds(workers) - cpu_before, time.process_time() - own_before
     return {
         "route": route,
         "clients": clients,
@@ -125,15 +180,118 @@ async def level(url: str, key: str, route: str, clients: int, limit: int, second
         "p95_ms": 1000 * percentile(latencies, 0.95),
         "max_ms": 1000 * max(latencies),
         "rps": len(latencies) / wall,
+        "server_cpu_ms": 1000 * server_cpu / len(latencies),
+        "client_cpu_ms": 1000 * own_cpu / len(latencies),
         "load1": os.getloadavg()[0],
     }
+
+
+HEADER = (
+    f"{'route':<11} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+    f"{'req/s':>7} {'srv cpu':>7} {'cli cpu':>7} {'load1':>6}"
+)
 
 
 def row(r: dict) -> str:
     return (
         f"{r['route']:<11} {r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']:>8.1f} "
-        f"{r['p95_ms']:>8.1f} {r['max_ms']:>8.1f} {r['rps']:>7.1f} {r['load1']:>6.2f}"
+        f"{r['p95_ms']:>8.1f} {r['max_ms']:>8.1f} {r['rps']:>7.1f} {r['server_cpu_ms']:>7.1f} "
+        f"{r['client_cpu_ms']:>7.1f} {r['load1']:>6.2f}"
     )
+
+
+# Stages of a request, each named by the frames that belong to it; a sample goes to the stage of its innermost
+# frame that matches (so a sample in the retriever is the retriever's even though middleware frames wrap it).
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("question embedding (ONNX Runtime, tokenizer)", ("OnnxEncoder.encode", "embed_query", "QueryCache")),
+    ("Chroma nearest", ("VectorStore.nearest", "_filtered_nearest")),
+    ("Chroma get (passage text)", ("VectorStore.get", "Retriever._read ")),
+    ("lexical facts (SQLite)", ("LexicalIndex.facts", "keep_passing")),
+    ("lexical BM25 (in-memory postings / FTS5)", ("LexicalIndex.search", "MemoryBm25", "LexicalIndex.ranked")),
+    ("unknown question terms (FTS5)", ("unknown_terms",)),
+    ("fusion (RRF)", ("rrf (sopilot",)),
+    ("section-role and descriptive weighting", ("_demote_descriptive", "_weigh_roles", "_weigh_overdue")),
+    ("outlines, section merge, per-SOP limit", ("_outlines", "_read_head", "_merge_sections", "_limit_per_sop",
+                                                "to_passage", "overdue_from_metadata", "_head_ids")),
+    ("coverage / answerability", ("coverage.py", "answerability.py", "query_terms")),
+    ("query cleanup and filters", ("focus_query", "clean_query", "normalize_filters")),
+    ("search, the rest", ("Retriever.search",)),
+    ("drafting (extractive)", ("sopilot/draft/",)),
+    ("query log write (SQLite)", ("record_search", "record_answer", "querylog.py")),
+    ("rate limiter (SQLite)", ("RateLimiter.take",)),
+    ("key check", ("authenticate", "KeyStore.verify")),
+    ("engine / generation marker", ("get_engine", "AppState.engine", "read_generation")),
+    ("response model build", ("Response.of", "schemas.py")),
+    ("response validation and JSON", ("serialize_response", "jsonable_encoder", "render (", "model_dump")),
+    ("request body, pydantic, dependencies", ("request_body_to_args", "solve_dependencies", "Request.json",
+                                              "Request.body", "HTTPBearer")),
+    ("metrics middleware (prometheus)", ("metrics.py", "prometheus_client")),
+    ("other middleware (limits, security headers)", ("hardening.py", "api/app.py", "api/errors.py")),
+    ("uvicorn HTTP (httptools)", ("uvicorn/protocols", "httptools", "h11")),
+    ("threadpool hand-offs (anyio)", ("anyio", "to_thread", "run_in_threadpool", "concurrency.py")),
+    ("event loop (uvloop / asyncio)", ("asyncio", "uvloop")),
+    ("starlette / fastapi routing", ("starlette", "fastapi")),
+)  # fmt: skip
+
+
+def stage_shares(raw_files: list[Path]) -> tuple[int, dict[str, int]]:
+    """py-spy's raw (collapsed) stacks summed by stage: the samples' count and each stage's share of them."""
+    counts: dict[str, int] = {}
+    total = 0
+    for file in raw_files:
+        for line in file.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = stack.split(";")
+            stage = next(
+                (name for frame in reversed(frames) for name, marks in STAGES if any(m in frame for m in marks)),
+                "other",
+            )
+            counts[stage] = counts.get(stage, 0) + int(count)
+            total += int(count)
+    return total, counts
+
+
+def spy(pids: list[int], seconds: float, folder: Path) -> list[subprocess.Popen]:
+    """``py-spy record`` (raw stacks, 250 Hz, idle threads left out) on each worker for ``seconds``."""
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy_bin),
+                "record",
+                "-p",
+                str(pid),
+                "-d",
+                str(int(seconds)),
+                "-r",
+                "250",
+                "--threads",
+                "--nonblocking",
+                "-f",
+                "raw",
+                "-o",
+                str(folder / f"{pid}.raw"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for pid in pids
+    ]
+
+
+def print_stages(route: str, r: dict, raw_files: list[Path]) -> None:
+    total, counts = stage_shares(raw_files)
+    if not total:
+        print(f"py-spy recorded nothing for {route} (is py-spy installed, may it trace the workers?)")
+        return
+    print(f"\nwhere {route}'s server CPU went at {r['clients']} clients ({total} py-spy samples of both workers; "
+          f"{r['server_cpu_ms']:.1f} ms of server CPU per request):")  # fmt: skip
+    print(f"{'stage':<48} {'share':>6} {'ms/req':>7}")
+    for name, count in sorted(counts.items(), key=lambda item: -item[1]):
+        share = count / total
+        print(f"{name:<48} {100 * share:>5.1f}% {share * r['server_cpu_ms']:>7.2f}")
 
 
 def load(args: argparse.Namespace) -> None:
@@ -142,18 +300,29 @@ def load(args: argparse.Namespace) -> None:
     key = agent_key(index)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(index, args.workers, port, args.query_threads)
+    env = {"SOPILOT_QUERY_CACHE": str(args.query_cache)} if args.query_cache is not None else {}
+    server = start_server(index, args.workers, port, args.query_threads, env)
     try:
         wait_ready(url, server)
         qs = questions()
+        workers = worker_pids(server.pid)
         asyncio.run(level(url, key, "/v1/answer", 4, 40, 30, qs))  # warm both workers
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores")
-        print(f"{'route':<11} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} "
-              f"{'max ms':>8} {'req/s':>7} {'load1':>6}")  # fmt: skip
+        print(HEADER + "   (srv cpu, cli cpu: ms of CPU per request, the server's workers and this client)")
+        spied: list[tuple[str, dict, list[Path]]] = []
         for route in ("/v1/search", "/v1/answer"):
             for clients in args.clients:
-                r = asyncio.run(level(url, key, route, clients, args.requests, args.seconds, qs))
+                spying = args.spy and clients == args.spy
+                folder = Path(tempfile.mkdtemp(prefix="sopilot-spy-"))
+                spies = spy(workers, args.seconds, folder) if spying else []
+                r = asyncio.run(level(url, key, route, clients, args.requests, args.seconds, qs, workers))
                 print(row(r), flush=True)
+                for process in spies:
+                    process.wait()
+                if spying:
+                    spied.append((route, r, sorted(folder.glob("*.raw"))))
+        for route, r, files in spied:
+            print_stages(route, r, files)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -220,6 +389,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="most requests per route and client count")
     parser.add_argument("--seconds", type=float, default=60, help="most seconds per route and client count")
     parser.add_argument("--query-threads", type=int, help="SOPILOT_QUERY_THREADS for the server")
+    parser.add_argument(
+        "--query-cache", type=int, help="SOPILOT_QUERY_CACHE for the server (0: every question embedded)"
+    )
+    parser.add_argument("--spy", type=int, metavar="CLIENTS", help="py-spy the workers at this client count: stages")
     parser.add_argument("--profile", action="store_true", help="time one request's stages in process instead")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

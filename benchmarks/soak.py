@@ -31,7 +31,16 @@ from typing import Any
 
 import httpx
 
-from api_load import agent_key, ensure_index, free_port, percentile, questions, start_server, wait_ready
+from api_load import (
+    agent_key,
+    ensure_index,
+    free_port,
+    percentile,
+    questions,
+    start_server,
+    wait_ready,
+    worker_pids,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GREETINGS = ("", "", "hi team, ", "hello, quick one: ", "urgent!! ")
@@ -54,23 +63,6 @@ def request_body(rng: random.Random, qs: list[str]) -> tuple[str, dict[str, Any]
     body["tone"] = rng.choice(("user", "internal"))
     body["stream"] = rng.random() < 1 / 3
     return "/v1/answer", body
-
-
-def worker_pids(parent: int) -> list[int]:
-    """uvicorn's worker processes: the server's children that run the app (not multiprocessing's helpers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and "resource_tracker" not in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def rss_mb(pid: int) -> float | None:
