@@ -111,15 +111,15 @@ def test_the_generation_names_a_chunk_the_ingest_wrote_and_the_store_holds_it(sm
 def test_a_worker_waits_for_the_probe_then_serves_and_says_so(small, caplog) -> None:
     """A probe its store view lacks: the worker opens again until the wait runs out, then serves what it has."""
     from sopilot.api.state import open_engine
-    from sopilot.index.folder import bump_generation
+    from sopilot.index.generation import FileMarker
 
     client, settings = small
     assert client.post("/v1/ingest", json={}).status_code == 200
     state: AppState = client.app.state.sopilot  # type: ignore[attr-defined]
-    generation = bump_generation(settings.index_dir, probe="access/sso.md#never-written-0")
+    generation = FileMarker(settings).bump(probe="access/sso.md#never-written-0")
     with caplog.at_level("WARNING", logger="sopilot.api.state"):
         engine = open_engine(settings.model_copy(update={"reopen_wait_seconds": 0.5}), state.embedder, None, generation)
-    assert engine.generation == generation and engine.chunks > 0
+    assert engine.generation == generation.value and engine.chunks > 0
     missing = [r for r in caplog.records if "still misses chunk access/sso.md#never-written-0" in r.getMessage()]
     assert len(missing) == 1 and missing[0].levelname == "ERROR"
     assert int(missing[0].getMessage().split(" after ")[1].split()[0]) >= 2  # it opened the store again

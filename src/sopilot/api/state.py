@@ -1,8 +1,10 @@
 """What the app's lifespan opens once per worker: settings, the embedder, the index, the drafters, the logs.
 
 ``AppState.engine()`` returns what answers questions for the index's current generation. After an ingest (in
-this worker or another) rewrites the generation marker, the next request opens the index again and swaps the
-whole ``Engine`` at once: a request holds one engine from start to end, so it never mixes two generations.
+this worker, another, or with a Chroma server another replica) rewrites the generation marker
+(``index/generation.py``), the next request opens the index again and swaps the whole ``Engine`` at once: a
+request holds one engine from start to end, so it never mixes two generations. A replica of a shared Chroma
+server serves each generation with a lexical index in step with it (``ingest/replica.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.draft.base import Drafter, Tone
 from sopilot.index.embedder import Embedder
-from sopilot.index.folder import read_generation, read_probe
+from sopilot.index.generation import Generation, GenerationMarker, marker_for
 from sopilot.index.querylog import QueryLog, Redactor, querylog_path
 from sopilot.retrieval.search import Retriever
 
@@ -44,34 +46,40 @@ class Engine:
     chunks: int
 
 
-def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generation: str) -> Engine:
+def open_engine(settings: Settings, embedder: Embedder, llm: LLM | None, generation: Generation) -> Engine:
     from sopilot.draft.factory import open_drafter
     from sopilot.draft.rewrite import LLMQueryRewriter
     from sopilot.ingest.run import current_kb_version
 
     rewriter = LLMQueryRewriter(llm) if settings.query_rewrite and llm is not None else None
-    retriever = _open_in_step(settings, embedder, rewriter)
+    retriever = _open_in_step(settings, embedder, rewriter, generation)
     retriever.warm()
-    kb_version = current_kb_version(settings)
+    kb_version = generation.kb_version or current_kb_version(settings)
     drafters: dict[str, Drafter] = {
         tone: open_drafter(settings, retriever.store, tone=tone, kb_version=kb_version, embedder=embedder, llm=llm)
         for tone in TONES
     }
-    return Engine(generation, retriever, drafters, kb_version, retriever.store.count())
+    return Engine(generation.value, retriever, drafters, kb_version, retriever.store.count())
 
 
-def _open_in_step(settings: Settings, embedder: Embedder, rewriter: QueryRewriter | None) -> Retriever:
+def _open_in_step(
+    settings: Settings, embedder: Embedder, rewriter: QueryRewriter | None, generation: Generation
+) -> Retriever:
     """A retriever whose store view holds the last ingest's probe chunk. Chroma's embedded store is shared by
     the workers' processes; one that opens it while another has just written may see the new rows without
     their vectors, and would serve that view until the next ingest. So it opens again, a moment later, until
     the probe is found (``SOPILOT_REOPEN_WAIT_SECONDS`` at most, then it serves what it has and says so)."""
+    from sopilot.ingest.replica import serving_lexical
     from sopilot.retrieval.search import open_retriever
 
-    probe = read_probe(settings.index_dir)
+    probe = generation.probe
+    lexical = None
+    if settings.chroma_url:
+        lexical = serving_lexical(settings, embedder.name, embedder.dimension, generation.value)
     deadline = time.monotonic() + settings.reopen_wait_seconds
     tries = 0
     while True:
-        retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True)
+        retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True, lexical_file=lexical)
         tries += 1
         if not probe or retriever.store.holds(probe):
             if tries > 1:
@@ -108,6 +116,7 @@ class AppState:
         self.keys = keys or KeyStore(keys_path(settings.index_dir))
         self.limiter = RateLimiter(settings.index_dir / RATELIMIT_FILE, settings.rate_limit, settings.rate_burst)
         self.metrics = metrics or Metrics()
+        self.marker: GenerationMarker = marker_for(settings)
         self._engine: Engine | None = None
         self._error: SopilotError | None = None
         self._lock = threading.Lock()
@@ -132,15 +141,16 @@ class AppState:
             log.warning("the index is not ready: %s", exc)
         return state
 
-    def engine(self) -> Engine:
-        """The engine for the index's current generation, opened again when an ingest changed it."""
-        generation = read_generation(self.settings.index_dir)
+    def engine(self, *, fresh: bool = False) -> Engine:
+        """The engine for the index's current generation, opened again when an ingest changed it; ``fresh``
+        reads the marker past its poll interval (after this worker's own ingest)."""
+        generation = self.marker.read(fresh=fresh)
         engine = self._engine
-        if engine is not None and engine.generation == generation:
+        if engine is not None and engine.generation == generation.value:
             return engine
         with self._lock:
             engine = self._engine
-            if engine is not None and engine.generation == generation:
+            if engine is not None and engine.generation == generation.value:
                 return engine
             try:
                 engine = open_engine(self.settings, self.embedder, self.llm, generation)
@@ -151,7 +161,7 @@ class AppState:
             self._engine, self._error = engine, None
             log.info(
                 "index generation %s opened: %d chunks (replacing %s)",
-                generation or "(first)",
+                generation.value or "(first)",
                 engine.chunks,
                 previous or "nothing",
             )

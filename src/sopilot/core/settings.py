@@ -198,6 +198,20 @@ class Settings(BaseSettings):
         description="How long a serving process that reopens the index after an ingest waits for its view of the "
         "embedded vector store to hold the ingest's last chunk, opening it again meanwhile.",
     )
+    marker_poll_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=300,
+        description="With a Chroma server (SOPILOT_CHROMA_URL): how often a serving process asks the server "
+        "whether another replica's ingest changed the index (at most once per this many seconds; docs/deploy.md).",
+    )
+    ingest_lease_seconds: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description="With a Chroma server: how long the ingest lease in the server lasts unless its holder renews "
+        "it (every third of this); an ingest that crashed blocks other replicas' ingests this long at most.",
+    )
     rate_limit: int = Field(
         600, ge=0, description="Requests per minute each API key may make (0: no limit); bursts up to rate_burst."
     )

@@ -4,7 +4,9 @@ Two files coordinate the processes that share one index folder: ``ingest.lock`` 
 whole of an ingest, so a second ingest is refused instead of interleaving its writes) and ``generation`` (a
 marker rewritten after every ingest that changed the index, so serving processes know to reopen it). The
 marker's second line names a probe: one chunk the ingest wrote, which a process that reopens the index checks
-its vector store holds before it serves from it (``VectorStore.holds``).
+its vector store holds before it serves from it (``VectorStore.holds``); its third line the KB version synced
+to. With a Chroma server the marker lives in the server instead (``generation.py``), and the lock is a lease
+there (``lease.py``), since replicas on other machines share the store but not this folder.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sopilot.index.lexical import LexicalIndex
 
 LOCK_FILE = "ingest.lock"
 GENERATION_FILE = "generation"
+REPLICA_LEXICAL_DIR = "replica-lexical"
 
 
 def lexical_path(settings: Settings) -> Path:
@@ -30,10 +33,16 @@ def lexical_path(settings: Settings) -> Path:
     return settings.index_dir / f"lexical-{settings.collection}.sqlite3"
 
 
-def open_lexical(settings: Settings) -> LexicalIndex:
-    """The lexical index with the settings' column weights and memory budget (created when missing)."""
+def replica_lexical_path(settings: Settings, generation: str) -> Path:
+    """The lexical index a replica of a shared Chroma server rebuilt from the store for one generation."""
+    return settings.index_dir / REPLICA_LEXICAL_DIR / f"{settings.collection}-{generation}.sqlite3"
+
+
+def open_lexical(settings: Settings, path: Path | None = None) -> LexicalIndex:
+    """The lexical index (``path``, else the settings' own) with the settings' column weights and memory
+    budget (created when missing)."""
     weights = (settings.lexical_title_weight, settings.lexical_heading_weight, 1.0)
-    return LexicalIndex(lexical_path(settings), weights, settings.lexical_memory_postings)
+    return LexicalIndex(path or lexical_path(settings), weights, settings.lexical_memory_postings)
 
 
 @contextmanager
@@ -67,30 +76,31 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
 
 def read_generation(index_dir: Path) -> str:
     """The index folder's generation marker ("" before the first ingest that wrote one)."""
-    return _read_marker(index_dir)[0]
+    return read_marker(index_dir)[0]
 
 
 def read_probe(index_dir: Path) -> str:
     """The chunk id the last ingest that wrote one named as its probe ("" when it wrote no chunk)."""
-    return _read_marker(index_dir)[1]
+    return read_marker(index_dir)[1]
 
 
-def _read_marker(index_dir: Path) -> tuple[str, str]:
+def read_marker(index_dir: Path) -> tuple[str, str, str]:
+    """The marker file's generation, probe and KB version, read at once ("" for what it does not hold)."""
     try:
         lines = (index_dir / GENERATION_FILE).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        return "", ""
-    lines = [line.strip() for line in lines] + ["", ""]
-    return lines[0], lines[1]
+        return "", "", ""
+    lines = [line.strip() for line in lines] + ["", "", ""]
+    return lines[0], lines[1], lines[2]
 
 
-def bump_generation(index_dir: Path, probe: str = "") -> str:
+def bump_generation(index_dir: Path, probe: str = "", kb_version: str = "") -> str:
     """Write a new generation marker (atomically: readers see the old one or the new one) and return it;
     ``probe`` is a chunk id this ingest wrote, for readers to check their store holds it."""
     index_dir.mkdir(parents=True, exist_ok=True)
     value = uuid.uuid4().hex
     tmp = index_dir / f".{GENERATION_FILE}.{os.getpid()}"
-    tmp.write_text(f"{value}\n{probe}\n", encoding="utf-8")
+    tmp.write_text(f"{value}\n{probe}\n{kb_version}\n", encoding="utf-8")
     os.replace(tmp, index_dir / GENERATION_FILE)
     return value
 

@@ -1,17 +1,26 @@
 """The manifest: what each file looked like when last indexed, so unchanged files are not parsed again.
 
 SQLite in the index folder. It is a cache of the store, never the truth: a missing or stale manifest costs
-parsing time, not correctness, because the sync always reconciles chunk ids with the store.
+parsing time, not correctness, because the sync always reconciles chunk ids with the store. With a Chroma
+server shared by several replicas, each replica's manifest records the generation it is in step with
+(``IN_STEP_KEY``); one that is behind is read back from the store's chunk metadata (``records_from_store``)
+before that replica's next ingest, so it never deletes or re-embeds what another replica wrote.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sopilot.index.store import VectorStore
 
 SCHEMA_VERSION = "1"
+IN_STEP_KEY = "generation"  # the shared store's generation this manifest (and the lexical index) reflect
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +78,22 @@ class Manifest:
         with self._db:
             self._db.execute("DELETE FROM files")
             self._db.execute("DELETE FROM meta")
+
+
+def records_from_store(store: VectorStore) -> list[FileRecord]:
+    """The file table as the store's chunk metadata tells it. The content hash is not stored with chunks, so
+    it is left empty: the next sync parses every file again (embedding only chunk ids the store lacks)."""
+    chunks: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    sections: dict[str, set[int]] = defaultdict(set)
+    sop_ids: dict[str, str] = {}
+    for chunk in store.all_chunks():
+        path = str(chunk.metadata.get("path", ""))
+        if not path:
+            continue
+        chunks[path].append((int(chunk.metadata.get("chunk_index", 0)), chunk.id))
+        sections[path].add(int(chunk.metadata.get("section_start", 0)))
+        sop_ids[path] = str(chunk.metadata.get("sop_id", ""))
+    return [
+        FileRecord(path, "", sop_ids[path], tuple(cid for _, cid in sorted(found)), len(sections[path]))
+        for path, found in sorted(chunks.items())
+    ]

@@ -1,32 +1,42 @@
-"""Wiring for one ingest run: open the index the settings name and sync the KB into it."""
+"""Wiring for one ingest run: open the index the settings name and sync the KB into it.
+
+With a Chroma server (``SOPILOT_CHROMA_URL``) several replicas share the store but each has its own index
+folder: the run then also holds the server's ingest lease (``index/lease.py``), publishes the generation in
+the server (``index/generation.py``), and first brings this folder's manifest and lexical index in step with
+the store when another replica's ingest came after this folder's last one.
+"""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.index.embedder import Embedder
-from sopilot.index.folder import bump_generation, index_write_error, ingest_lock, open_lexical
-from sopilot.index.lexical import to_lexical
+from sopilot.index.folder import index_write_error, ingest_lock, open_lexical
+from sopilot.index.generation import Generation, GenerationMarker, marker_for
+from sopilot.index.lease import StoreLease, store_lease
+from sopilot.index.lexical import LexicalIndex, to_lexical
 from sopilot.index.store import VectorStore, make_client
-from sopilot.ingest.manifest import Manifest
+from sopilot.ingest.manifest import IN_STEP_KEY, Manifest, records_from_store
 from sopilot.ingest.sync import IngestReport, Syncer
 
+log = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.sqlite3"
 
 
 def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = True) -> IngestReport:
     """Sync ``settings.kb_dir`` into the index; ``rebuild`` drops the index first (e.g. a new embedder).
 
-    Holds the index folder's ingest lock (a second ingest at once raises ``IngestRunningError``) and, when
-    the index changed, writes a new generation marker so serving processes reopen it. Raises IndexWriteError
-    when the index folder cannot be written (disk full, read-only): the sync stops where it was, what the index
-    held stays searchable, and the next run after the fix finishes the job."""
+    Holds the index folder's ingest lock (and, with a Chroma server, its ingest lease): a second ingest at once
+    raises ``IngestRunningError``. When the index changed, writes a new generation marker so serving processes
+    reopen it. Raises IndexWriteError when the index folder cannot be written (disk full, read-only): the sync
+    stops where it was, what the index held stays searchable, and the next run after the fix finishes the job."""
     try:
-        with ingest_lock(settings.index_dir):
-            report = _sync(settings, embedder, rebuild=rebuild, progress=progress)
-            if rebuild or report.added or report.updated or report.removed:
-                bump_generation(settings.index_dir, probe=report.probe)
-            return report
+        with ingest_guard(settings) as lease:
+            return _sync(settings, embedder, marker_for(settings), lease, rebuild=rebuild, progress=progress)
     except SopilotError:
         raise
     except Exception as exc:
@@ -36,16 +46,41 @@ def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False,
         raise error from exc
 
 
-def _sync(settings: Settings, embedder: Embedder, *, rebuild: bool, progress: bool) -> IngestReport:
+@contextmanager
+def ingest_guard(settings: Settings) -> Iterator[StoreLease | None]:
+    """The index folder's lock, and with a Chroma server the server's ingest lease too (yielded)."""
+    with ingest_lock(settings.index_dir):
+        if not settings.chroma_url:
+            yield None
+            return
+        with store_lease(settings, make_client(settings)) as lease:
+            yield lease
+
+
+def _sync(
+    settings: Settings,
+    embedder: Embedder,
+    marker: GenerationMarker,
+    lease: StoreLease | None,
+    *,
+    rebuild: bool,
+    progress: bool,
+) -> IngestReport:
     client = make_client(settings)
     manifest = Manifest(settings.index_dir / MANIFEST_FILE)
     lexical = open_lexical(settings)
+    shared = settings.chroma_url is not None
     try:
         if rebuild:
             VectorStore.drop(client, settings.collection)
             manifest.clear()
             lexical.clear()
         store = VectorStore.open(client, settings.collection, embedder.name, embedder.dimension)
+        if shared:
+            generation = marker.read(fresh=True)
+            if not rebuild:
+                _catch_up(manifest, lexical, store, generation)
+            manifest.set(IN_STEP_KEY, "")  # until this run finishes, the folder is in step with no generation
         syncer = Syncer(
             settings.kb_dir,
             store,
@@ -58,16 +93,49 @@ def _sync(settings: Settings, embedder: Embedder, *, rebuild: bool, progress: bo
             lexical=lexical,
             progress=progress,
         )
-        return syncer.run()
+        report = syncer.run()
+        if rebuild or report.added or report.updated or report.removed:
+            if lease is not None:
+                lease.check()
+            generation = marker.bump(probe=report.probe, kb_version=report.kb_version)
+        if shared:
+            manifest.set(IN_STEP_KEY, generation.value)
+        return report
     finally:
         manifest.close()
         lexical.close()
 
 
+def _catch_up(manifest: Manifest, lexical: LexicalIndex, store: VectorStore, generation: Generation) -> None:
+    """Another replica ingested since this folder's last ingest: read its manifest and lexical index back from
+    the store, so the sync plans against what the store holds (it then parses every file once more)."""
+    if (manifest.get(IN_STEP_KEY) or "") == generation.value:
+        return
+    log.info("this index folder is behind the Chroma server's generation %s: reading it back", generation.value)
+    manifest.replace_files(records_from_store(store))
+    manifest.set("state", "dirty")
+    fill_lexical(lexical, store)
+
+
+def in_step_generation(settings: Settings) -> str:
+    """The shared store's generation this folder's manifest and lexical index reflect ("" when none)."""
+    path = settings.index_dir / MANIFEST_FILE
+    if not path.is_file():
+        return ""
+    manifest = Manifest(path)
+    try:
+        return manifest.get(IN_STEP_KEY) or ""
+    finally:
+        manifest.close()
+
+
 def current_kb_version(settings: Settings) -> str:
-    """The KB version the index was last synced to (empty before the first ingest)."""
+    """The KB version the index was last synced to (empty before the first ingest): with a Chroma server the
+    one its generation marker names (another replica may have synced it), else this folder's manifest's."""
     from sopilot.ingest.sync import kb_version
 
+    if settings.chroma_url:
+        return marker_for(settings).read(fresh=True).kb_version
     path = settings.index_dir / MANIFEST_FILE
     if not path.is_file():
         return ""
@@ -80,9 +148,9 @@ def current_kb_version(settings: Settings) -> str:
 
 def rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> int:
     """Rebuild the lexical index from what the store holds; returns the number of chunks."""
-    with ingest_lock(settings.index_dir):
+    with ingest_guard(settings):
         count = _rebuild_lexical(settings, embedder_name, dimension)
-        bump_generation(settings.index_dir)
+        marker_for(settings).bump(kb_version=current_kb_version(settings))
         return count
 
 
@@ -90,14 +158,19 @@ def _rebuild_lexical(settings: Settings, embedder_name: str, dimension: int) -> 
     store = VectorStore.open(make_client(settings), settings.collection, embedder_name, dimension, create=False)
     lexical = open_lexical(settings)
     try:
-        lexical.clear()
-        batch = []
-        for chunk in store.all_chunks():
-            batch.append(to_lexical(chunk.id, chunk.text, chunk.metadata))
-            if len(batch) >= 2000:
-                lexical.upsert(batch)
-                batch = []
-        lexical.upsert(batch)
-        return lexical.count()
+        return fill_lexical(lexical, store)
     finally:
         lexical.close()
+
+
+def fill_lexical(lexical: LexicalIndex, store: VectorStore) -> int:
+    """Make ``lexical`` hold exactly what ``store`` holds; returns the number of chunks."""
+    lexical.clear()
+    batch = []
+    for chunk in store.all_chunks():
+        batch.append(to_lexical(chunk.id, chunk.text, chunk.metadata))
+        if len(batch) >= 2000:
+            lexical.upsert(batch)
+            batch = []
+    lexical.upsert(batch)
+    return lexical.count()

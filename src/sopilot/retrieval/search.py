@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sopilot.core.errors import InvalidQueryError
 from sopilot.core.review import overdue_from_metadata
@@ -23,6 +23,9 @@ from sopilot.retrieval.coverage import UNKNOWN_SCORE, decide
 from sopilot.retrieval.filters import chroma_where, normalize_filters
 from sopilot.retrieval.fusion import rrf
 from sopilot.retrieval.query import focus_query
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_QUERY_CHARS = 20_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -424,10 +427,12 @@ def open_retriever(
     rewriter: QueryRewriter | None = None,
     *,
     fresh: bool = False,
+    lexical_file: Path | None = None,
 ) -> Retriever:
     """The retriever agents use, over the index the settings name (which must exist). The entry points pass
     a ``rewriter`` when ``SOPILOT_QUERY_REWRITE`` is on (the language model lives in the draft stage);
-    ``fresh`` opens a new store client, to see another process's ingest (``make_client``)."""
+    ``fresh`` opens a new store client, to see another process's ingest (``make_client``); ``lexical_file``
+    replaces the folder's lexical index (a replica's rebuild for one generation of a shared store)."""
     from sopilot.index.folder import lexical_path, open_lexical
     from sopilot.retrieval.reranker import load_reranker
 
@@ -436,7 +441,8 @@ def open_retriever(
     store = VectorStore.open(
         make_client(settings, fresh=fresh), settings.collection, embedder.name, embedder.dimension, create=False
     )
-    lexical = open_lexical(settings) if lexical_path(settings).is_file() else None
+    lexical_file = lexical_file or lexical_path(settings)
+    lexical = open_lexical(settings, lexical_file) if lexical_file.is_file() else None
     model = load_answerability(settings.index_dir) if settings.coverage == "model" else None
     return Retriever(
         store,

@@ -21,5 +21,5 @@ def ingest(body: IngestRequest, state: StateDep, who: Author) -> IngestResponse:
     from sopilot.ingest.run import run_ingest
 
     report = run_ingest(state.settings, state.embedder, rebuild=body.rebuild, progress=False)
-    engine = state.engine()  # this worker reopens now; the others at their next request
+    engine = state.engine(fresh=True)  # this worker reopens now; the others (and replicas) at their next request
     return IngestResponse.of(report, engine.generation, engine.chunks)
