@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from sopilot.core.errors import StoreUnavailableError
 from sopilot.core.settings import Settings
 from sopilot.index.folder import bump_generation, read_marker
 
@@ -114,7 +115,15 @@ class StoreMarker:
         with self._lock:
             if not fresh and self._cached is not None and time.monotonic() - self._read_at < self._poll:
                 return self._cached
-            got = self._side().get(ids=[MARKER_ID], include=["metadatas"])
+            try:
+                got = self._side().get(ids=[MARKER_ID], include=["metadatas"])
+            except StoreUnavailableError:
+                raise
+            except Exception as exc:  # chromadb raises plain exceptions when the server is away
+                raise StoreUnavailableError(
+                    f"cannot read the index generation from the Chroma server at {self._settings.chroma_url}: "
+                    f"{exc}. Check the server is running and reachable from this replica"
+                ) from exc
             metas = got["metadatas"] or []
             meta = (metas[0] if metas else None) or {}
             generation = Generation(str(meta.get("value", "")), str(meta.get("probe", "")), str(meta.get("kb", "")))
