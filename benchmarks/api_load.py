@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/api_load.py [--index DIR] [--workers 2] [--clients 1,8,32]
                                              [--requests 200] [--seconds 60] [--query-threads N]
-                                             [--query-cache N] [--spy CLIENTS] [--profile]
+                                             [--query-cache N] [--result-cache N] [--spy CLIENTS]
+                                             [--profile]
 Starts `sopilot serve` (uvicorn, ``--workers`` processes) on a free 127.0.0.1 port over the index (built from
 kb/ when the folder holds none), with an agent key (so key checks and the rate limiter run, the limit set
 out of reach), then for each route and client count sends at most ``--requests`` requests or runs
@@ -10,7 +11,9 @@ out of reach), then for each route and client count sends at most ``--requests``
 (eval/testsets/kb.jsonl) one after another. Prints a table of p50, p95, max latency, throughput, errors (any
 status but 200, or a failed connection), the CPU time the server's workers and this client spent per request
 (from /proc), and the machine's 1-minute load average while it ran.
-``--query-cache 0`` embeds every question (no question cache): the cost of questions never seen before.
+``--query-cache 0 --result-cache 0`` embeds and searches every question (no cache): the cost of questions
+never seen before. With the caches on (the default), the test set's 162 questions repeat: after a worker's
+first round every search is answered from its result cache.
 ``--spy 8`` also records both workers with py-spy during the 8-client steps and prints where their CPU went,
 stage by stage (``STAGES``). ``--profile`` instead times one request's stages in process (no HTTP).
 """
@@ -216,6 +219,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("coverage / answerability", ("coverage.py", "answerability.py", "query_terms")),
     ("query cleanup and filters", ("focus_query", "clean_query", "normalize_filters")),
     ("search, the rest", ("Retriever.search",)),
+    ("result cache lookup", ("result_cache.py",)),
     ("drafting (extractive)", ("sopilot/draft/",)),
     ("query log write (SQLite)", ("record_search", "record_answer", "querylog.py")),
     ("rate limiter (SQLite)", ("RateLimiter.take",)),
@@ -301,6 +305,8 @@ def load(args: argparse.Namespace) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"SOPILOT_QUERY_CACHE": str(args.query_cache)} if args.query_cache is not None else {}
+    if args.result_cache is not None:
+        env["SOPILOT_RESULT_CACHE"] = str(args.result_cache)
     server = start_server(index, args.workers, port, args.query_threads, env)
     try:
         wait_ready(url, server)
@@ -392,6 +398,7 @@ def main() -> None:
     parser.add_argument(
         "--query-cache", type=int, help="SOPILOT_QUERY_CACHE for the server (0: every question embedded)"
     )
+    parser.add_argument("--result-cache", type=int, help="SOPILOT_RESULT_CACHE for the server (0: every one searched)")
     parser.add_argument("--spy", type=int, metavar="CLIENTS", help="py-spy the workers at this client count: stages")
     parser.add_argument("--profile", action="store_true", help="time one request's stages in process instead")
     args = parser.parse_args()

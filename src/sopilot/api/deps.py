@@ -1,8 +1,14 @@
-"""Dependencies the routes declare: the app's state, the engine of the current index, the caller's key."""
+"""Dependencies the routes declare: the app's state, the engine of the current index, the caller's key.
+
+The state, key and role checks are ``async``: FastAPI runs a plain function dependency in its thread pool, one
+hand-off per dependency and request (8 % of a search's CPU under load, docs/scale.md), and what they do is quick
+(a key's hash compared, a rate-limit row written). The engine's stays a plain function: the generation marker
+may be read from a Chroma server, and a new generation is opened there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,7 +31,7 @@ class Principal:
     name: str = ""
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.sopilot
     return state
 
@@ -34,6 +40,7 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 
 def get_engine(state: StateDep) -> Engine:
+    """A plain function (run in the thread pool): reading the generation marker may ask a Chroma server."""
     try:
         return state.engine()
     except SopilotError as exc:
@@ -45,7 +52,7 @@ def get_engine(state: StateDep) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def authenticate(
+async def authenticate(
     state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The caller's key, checked; with no key configured (a loopback-only server) everyone is admin."""
@@ -68,11 +75,11 @@ def authenticate(
     return Principal(key.key_id, key.role, key.name)
 
 
-def require_role(*roles: str) -> Callable[..., Principal]:
+def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through keys of these roles (and admin), within their rate limit."""
     allowed = frozenset(roles) | {"admin"}
 
-    def check(state: StateDep, who: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(state: StateDep, who: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if who.role not in allowed:
             raise ApiError(
                 403,

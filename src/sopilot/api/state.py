@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sopilot.api.keys import KeyStore, keys_path
 from sopilot.api.limits import RATELIMIT_FILE, RateLimiter
 from sopilot.api.metrics import Metrics
+from sopilot.api.result_cache import ResultCache
 from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.draft.base import Drafter, Tone
@@ -116,6 +117,7 @@ class AppState:
         self.keys = keys or KeyStore(keys_path(settings.index_dir))
         self.limiter = RateLimiter(settings.index_dir / RATELIMIT_FILE, settings.rate_limit, settings.rate_burst)
         self.metrics = metrics or Metrics()
+        self.results = ResultCache(settings.result_cache)
         self.marker: GenerationMarker = marker_for(settings)
         self._engine: Engine | None = None
         self._error: SopilotError | None = None

@@ -154,6 +154,21 @@ class Settings(BaseSettings):
         description="Threads that embed one question (they sleep rather than spin while waiting). 2 cuts the "
         "time by about 40% on an idle 2-core machine; 1 leaves more to other questions served at once.",
     )
+    query_cache: int = Field(
+        1024,
+        ge=0,
+        le=1_000_000,
+        description="Question vectors each process keeps (least recently used out; about 1.6 KB each): a question "
+        "asked again, after its greeting and log noise are cut, is not embedded again. 0 keeps none.",
+    )
+    result_cache: int = Field(
+        1024,
+        ge=0,
+        le=1_000_000,
+        description="Search results each serving process keeps for the index generation it serves (least "
+        "recently used out): the same question, k and filters on the same day are not searched again; a new "
+        "generation empties it. Each request is still logged and drafted. 0 keeps none.",
+    )
     # Drafting (docs/drafting.md).
     drafter: Literal["extractive", "llm"] = Field(
         "extractive", description="extractive (offline, deterministic) or llm (a language model, checked after)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -84,6 +85,7 @@ class SentenceTransformerEmbedder:
         runtime: str = "onnx",
         onnx_cache: Path | None = None,
         query_threads: int = 2,
+        query_cache: int = 0,
     ) -> None:
         set_offline()
         path = resolve_model_path(name)
@@ -98,6 +100,9 @@ class SentenceTransformerEmbedder:
         self._opening = threading.Lock()
         self._loading = threading.Lock()
         self._model: SentenceTransformer | None = None
+        # Question vectors by the exact text embedded: the model alone decides a vector, so no index change
+        # makes one stale. functools' LRU is thread-safe; two threads may embed the same new question once each.
+        self._remembered = functools.lru_cache(maxsize=query_cache)(self._embed_query) if query_cache > 0 else None
         facts = read_model_facts(path)
         if facts is None:  # the folder does not say: the model itself does
             model = self.model
@@ -151,7 +156,21 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """One question, on ``query_threads`` threads (PyTorch's process-wide setting is set for the call and
-        restored; ONNX Runtime's session has its own). Words past the model's window are cut first."""
+        restored; ONNX Runtime's session has its own). Words past the model's window are cut first. With a
+        ``query_cache``, a question embedded before returns its vector (read-only) without running the model."""
+        return self._remembered(text) if self._remembered is not None else self._embed_query(text)
+
+    def query_cache_info(self) -> functools._CacheInfo | None:
+        """Hits, misses and size of the question cache; None without one."""
+        return self._remembered.cache_info() if self._remembered is not None else None
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        vector = self._run_query(text)
+        if self._remembered is not None:
+            vector.setflags(write=False)  # shared by every later caller of this question
+        return vector
+
+    def _run_query(self, text: str) -> np.ndarray:
         if self.runtime == "onnx" and self._onnx is not None:
             return self._onnx.encode([window(text, self.max_tokens)], "query")[0]
         with _torch_threads(self._query_threads):
@@ -309,6 +328,7 @@ def load_embedder(
     onnx_cache: Path | None = None,
     query_threads: int = 2,
     query_model: str | None = None,
+    query_cache: int = 0,
 ) -> Embedder:
     """The embedder ``name``; with ``query_model`` (a folder ``sopilot train`` wrote for this embedder),
     questions are embedded by that model instead."""
@@ -319,6 +339,7 @@ def load_embedder(
         runtime=runtime,
         onnx_cache=onnx_cache,
         query_threads=query_threads,
+        query_cache=0 if query_model else query_cache,
     )
     if not query_model:
         return documents
@@ -336,13 +357,14 @@ def load_embedder(
         runtime=runtime,
         onnx_cache=onnx_cache,
         query_threads=query_threads,
+        query_cache=query_cache,
     )
     return QueryTunedEmbedder(documents, queries)
 
 
 def embedder_for(settings: Settings) -> Embedder:
-    """The embedder the settings configure: model, device, runtime, the ONNX cache in the index folder and the
-    question model ``sopilot train`` wrote, if set. The one place settings become an embedder."""
+    """The embedder the settings configure: model, device, runtime, the ONNX cache in the index folder, the
+    question cache and the question model ``sopilot train`` wrote, if set. The one place settings become an embedder."""
     return load_embedder(
         settings.embedder,
         device=settings.device,
@@ -351,4 +373,5 @@ def embedder_for(settings: Settings) -> Embedder:
         onnx_cache=settings.index_dir / "models",
         query_threads=settings.query_threads,
         query_model=settings.query_embedder,
+        query_cache=settings.query_cache,
     )

@@ -50,7 +50,8 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 def answer(body: AnswerRequest, state: StateDep, engine: EngineDep, who: Agent) -> AnswerResponse | EventSourceResponse:
     check_query_length(body.query, state.settings.max_query_chars)
     start = time.perf_counter()
-    result = engine.retriever.search(body.query, k=body.k or state.settings.search_k, filters=body.filters.as_dict())
+    k = body.k or state.settings.search_k
+    result = state.results.search(engine.generation, engine.retriever.search, body.query, k, body.filters.as_dict())
     drafter = engine.drafters[body.tone]
     answer_id = new_id()
     if body.stream:

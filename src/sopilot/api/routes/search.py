@@ -24,7 +24,8 @@ router = APIRouter(prefix="/v1", tags=["agents"])
 def search(body: SearchRequest, state: StateDep, engine: EngineDep, who: Agent) -> SearchResponse:
     check_query_length(body.query, state.settings.max_query_chars)
     start = time.perf_counter()
-    result = engine.retriever.search(body.query, k=body.k or state.settings.search_k, filters=body.filters.as_dict())
+    k = body.k or state.settings.search_k
+    result = state.results.search(engine.generation, engine.retriever.search, body.query, k, body.filters.as_dict())
     ms = (time.perf_counter() - start) * 1000
     query_id = new_id()
     state.metrics.covered("search", result.covered)
