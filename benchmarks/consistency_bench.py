@@ -1,7 +1,7 @@
 """Consistency under concurrency: searches and answers served while an author re-ingests a changing KB.
 
 Run: nice -n 10 .venv/bin/python benchmarks/consistency_bench.py [--rounds 8] [--clients 6] [--edit 6]
-        [--seed 5] [--index DIR] [--work DIR] [--pause 2] [--json OUT]
+        [--seed 5] [--index DIR] [--work DIR] [--pause 2] [--json OUT] [--replicas [--chroma-url URL] [--lag 3]]
 
 A copy of kb/ and of an index of it (``--index``, built when absent) is served by `sopilot serve --workers 2`
 on a free 127.0.0.1 port with an agent and an author key. ``--clients`` threads send /v1/search and
@@ -9,6 +9,13 @@ on a free 127.0.0.1 port with an agent and an author key. ``--clients`` threads 
 the headings of the SOPs being changed. Meanwhile, ``--rounds`` times: ``--edit`` SOPs are edited so that
 their chunks change, one SOP is removed (the one removed before comes back) and a new one is added, then
 POST /v1/ingest re-indexes the KB through the server.
+
+``--replicas``: the deployment of docs/deploy.md instead: a Chroma server (``--chroma-url``, else a ``chroma
+run`` started on a free port in the work folder) and two `sopilot serve` replicas (one worker each, each its own
+index folder, the KB copy shared); the index is built through replica A, the clients are spread over both, and
+the ingests go through A. Replica B learns of each ingest by polling the server's marker
+(``SOPILOT_MARKER_POLL_SECONDS``) and then rebuilds its lexical index, so for ``--lag`` seconds after an ingest
+returned a request to B may still see the previous version (counted ``lagged``, not ``stale``).
 
 Every response is checked against the SOP texts themselves: each version of the KB is chunked by the product's
 own parser (`parse_sop`, the real tokenizer), giving each SOP's chunk ids and texts per version. A request that
@@ -150,16 +157,18 @@ def check(oracle: Oracle, allowed: list[int], body: dict[str, Any], tally: Tally
 
 
 class Epoch:
-    """Which KB versions a request may see: ``(N-1, N)`` while ingest N runs, ``(N,)`` once it returned."""
+    """Which KB versions a request may see: ``(N-1, N)`` while ingest N runs, ``(N,)`` once it returned
+    (``lag`` seconds after it returned, for a replica that learns of it by polling)."""
 
     def __init__(self) -> None:
         self.version = 0
         self.ingesting = False
+        self.returned = 0.0  # monotonic time the last ingest returned
         self.lock = threading.Lock()
 
-    def now(self) -> tuple[int, bool]:
+    def now(self, lag: float = 0.0) -> tuple[int, bool]:
         with self.lock:
-            return self.version, self.ingesting
+            return self.version, self.ingesting or time.monotonic() - self.returned < lag
 
     def allowed(self, start: tuple[int, bool], end: tuple[int, bool]) -> list[int]:
         first = start[0] - 1 if start[1] else start[0]
@@ -186,6 +195,7 @@ def client_loop(
     stop: threading.Event,
     tally: Tally,
     seed: int,
+    lag: float = 0.0,
 ) -> None:
     rng = random.Random(seed)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
@@ -195,7 +205,8 @@ def client_loop(
             stream = route == "/v1/answer" and rng.random() < 0.3
             if route == "/v1/answer":
                 body |= {"tone": rng.choice(("user", "internal")), "stream": stream}
-            start = epoch.now()
+            start = epoch.now(lag)
+            strict = epoch.now()
             try:
                 response = http.post(route, json=body)
             except httpx.HTTPError as exc:
@@ -213,6 +224,11 @@ def client_loop(
             if stream and data.get("event") != "answer":
                 tally.add("errors", {"route": route, "stream": True, "body": response.text[-300:]})
                 continue
+            if lag and start != strict:  # sent within the lag: counted apart when it saw only the previous version
+                late = Tally()
+                check(oracle, epoch.allowed(strict, end), data, late)
+                if late.counts["stale"]:
+                    tally.add("lagged")
             check(oracle, epoch.allowed(start, end), data, tally)
             tally.add("checked")
 
@@ -265,17 +281,47 @@ def mutate(kb: Path, rng: random.Random, round_no: int, edit: int, removed: dict
     return headings + [title]
 
 
-def start_server(kb: Path, index: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SOPILOT_RATE_LIMIT": "0"}
+def start_server(
+    kb: Path, index: Path, port: int, log: Path, workers: int = 2, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SOPILOT_RATE_LIMIT": "0", **(env or {})}
     command = [sys.executable, "-m", "sopilot.cli.main", "serve", "--kb", str(kb), "--index", str(index)]
-    command += ["--port", str(port), "--workers", "2"]
+    command += ["--port", str(port), "--workers", str(workers)]
     with log.open("wb") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def prepare(work: Path, index_from: Path | None) -> tuple[Path, Path, dict[str, str]]:
+def start_chroma(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A `chroma run` on a free loopback port with its data in ``work``; returns it and its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(work / "chroma")]
+    with (work / "chroma.log").open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit(f"chroma run did not listen on {url}; see {work / 'chroma.log'}")
+
+
+def make_keys(index: Path, roles: tuple[str, ...]) -> dict[str, str]:
     from sopilot.api.keys import KeyStore, keys_path
 
+    store = KeyStore(keys_path(index))
+    try:
+        return {role: store.create(f"consistency {role}", role)[1] for role in roles}
+    finally:
+        store.close()
+
+
+def prepare(work: Path, index_from: Path | None) -> tuple[Path, Path, dict[str, str]]:
     kb = shutil.copytree(ROOT / "kb", work / "kb")
     index = work / "index"
     if index_from is not None and (index_from / "manifest.sqlite3").is_file():
@@ -284,43 +330,94 @@ def prepare(work: Path, index_from: Path | None) -> tuple[Path, Path, dict[str, 
         print(f"building the index of kb/ in {index} ...", file=sys.stderr)
         ingest = [sys.executable, "-m", "sopilot.cli.main", "ingest", "--kb", str(kb), "--index", str(index), "-q"]
         subprocess.run(ingest, check=True)
-    store = KeyStore(keys_path(index))
-    try:
-        keys = {role: store.create(f"consistency {role}", role)[1] for role in ("agent", "author")}
-    finally:
-        store.close()
-    return kb, index, keys
+    return kb, index, make_keys(index, ("agent", "author"))
+
+
+def prepare_replicas(work: Path, chroma_url: str) -> tuple[Path, dict[str, Path], dict[str, dict[str, str]]]:
+    """The KB copy, replica A's folder with the index built through it into the server, B's empty folder."""
+    kb = shutil.copytree(ROOT / "kb", work / "kb")
+    folders = {"a": work / "replica-a", "b": work / "replica-b"}
+    print(f"building the index of kb/ in the Chroma server at {chroma_url} through {folders['a']} ...", file=sys.stderr)
+    ingest = [sys.executable, "-m", "sopilot.cli.main", "ingest", "--kb", str(kb), "--index", str(folders["a"]), "-q"]
+    subprocess.run(ingest, check=True, env={**os.environ, **replica_env(chroma_url)})
+    keys = {"a": make_keys(folders["a"], ("agent", "author")), "b": make_keys(folders["b"], ("agent",))}
+    return kb, folders, keys
+
+
+def replica_env(chroma_url: str) -> dict[str, str]:
+    # A collection of its own: a --chroma-url server may hold other indexes.
+    return {"SOPILOT_CHROMA_URL": chroma_url, "SOPILOT_COLLECTION": f"consistency-{os.getpid()}"}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     set_offline()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sopilot-consistency-"))
     work.mkdir(parents=True, exist_ok=True)
-    kb, index, keys = prepare(work, Path(args.index) if args.index else None)
+    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[tuple[str, str, float]] = []  # (url, agent key, lag) the clients are spread over
+    try:
+        if args.replicas:
+            chroma_url = args.chroma_url
+            if not chroma_url:
+                chroma, chroma_url = start_chroma(work)
+                processes.append(chroma)
+            kb, folders, keys = prepare_replicas(work, chroma_url)
+            for name, folder in folders.items():
+                port = free_port()
+                log = work / f"replica-{name}.log"
+                processes.append(start_server(kb, folder, port, log, workers=1, env=replica_env(chroma_url)))
+                wait_ready(f"http://127.0.0.1:{port}", processes[-1], log=log)
+                servers.append((f"http://127.0.0.1:{port}", keys[name]["agent"], args.lag if name == "b" else 0.0))
+            author_url, author_key = servers[0][0], keys["a"]["author"]
+        else:
+            kb, index, single_keys = prepare(work, Path(args.index) if args.index else None)
+            port = free_port()
+            log = work / "server.log"
+            processes.append(start_server(kb, index, port, log))
+            wait_ready(f"http://127.0.0.1:{port}", processes[-1], log=log)
+            servers.append((f"http://127.0.0.1:{port}", single_keys["agent"], 0.0))
+            author_url, author_key = servers[0][0], single_keys["author"]
+        tally, epoch, stop = Tally(), Epoch(), threading.Event()
+        result = _load_and_ingest(args, kb, servers, author_url, author_key, tally, epoch, stop)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return result
+
+
+def _load_and_ingest(
+    args: argparse.Namespace,
+    kb: Path,
+    servers: list[tuple[str, str, float]],
+    author_url: str,
+    author_key: str,
+    tally: Tally,
+    epoch: Epoch,
+    stop: threading.Event,
+) -> dict[str, Any]:
     oracle = Oracle()
     oracle.snapshot(kb)
     base = [json.loads(line)["question"] for line in TESTSET.read_text().splitlines() if line.strip()]
     questions = list(base)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = work / "server.log"
-    process = start_server(kb, index, port, log)
-    tally, epoch, stop = Tally(), Epoch(), threading.Event()
     ingests: list[dict[str, Any]] = []
+    rng = random.Random(args.seed)
+    threads = []
+    for n in range(args.clients):
+        url, key, lag = servers[n % len(servers)]
+        client_args = (url, key, oracle, epoch, questions, stop, tally, args.seed + n, lag)
+        threads.append(threading.Thread(target=client_loop, args=client_args))
     try:
-        wait_ready(url, process, log=log)
-        rng = random.Random(args.seed)
-        threads = [
-            threading.Thread(
-                target=client_loop, args=(url, keys["agent"], oracle, epoch, questions, stop, tally, args.seed + n)
-            )
-            for n in range(args.clients)
-        ]
         for t in threads:
             t.start()
         time.sleep(args.pause)
         removed: dict[str, str] = {}
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['author']}"}, timeout=600) as author:
+        with httpx.Client(
+            base_url=author_url, headers={"Authorization": f"Bearer {author_key}"}, timeout=600
+        ) as author:
             for round_no in range(1, args.rounds + 1):
                 headings = mutate(kb, rng, round_no, args.edit, removed)
                 with epoch.lock:
@@ -331,25 +428,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 response = author.post("/v1/ingest", json={})
                 seconds = time.perf_counter() - started
                 with epoch.lock:
-                    epoch.ingesting = False
+                    epoch.ingesting, epoch.returned = False, time.monotonic()
                 report = response.json() if response.status_code == 200 else {"error": response.text[:300]}
                 ingests.append({"round": round_no, "status": response.status_code, "seconds": round(seconds, 2)})
                 print(f"round {round_no}: ingest {response.status_code} in {seconds:.1f} s {report}", file=sys.stderr)
                 if response.status_code != 200:
                     tally.add("ingest_errors", {"round": round_no, "body": response.text[:300]})
                 time.sleep(args.pause)
+    finally:
         stop.set()
         for t in threads:
             t.join(timeout=180)
-    finally:
-        stop.set()
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    names = ("requests", "checked", "errors", "5xx", "neither", "mixed", "stale", "old", "new", "same")
-    result = {name: tally.counts[name] for name in names}
+    names = ("requests", "checked", "errors", "5xx", "neither", "mixed", "stale", "lagged", "old", "new", "same")
+    result: dict[str, Any] = {name: tally.counts[name] for name in names}
     result |= {"ingest_errors": tally.counts["ingest_errors"], "ingests": ingests, "examples": tally.examples}
     return result
 
@@ -364,6 +455,11 @@ def main() -> int:
     parser.add_argument("--index", help="an index of kb/ to copy (built when absent)")
     parser.add_argument("--work", help="folder for the KB and index copies (a temp folder by default)")
     parser.add_argument("--json", help="write the counts here too")
+    parser.add_argument("--replicas", action="store_true", help="two replicas sharing a Chroma server (docs/deploy.md)")
+    parser.add_argument("--chroma-url", help="with --replicas: this Chroma server instead of one started here")
+    parser.add_argument(
+        "--lag", type=float, default=3.0, help="with --replicas: seconds replica B may serve the previous version"
+    )
     args = parser.parse_args()
     result = run(args)
     print(json.dumps({k: v for k, v in result.items() if k != "examples"}))

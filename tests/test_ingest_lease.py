@@ -1,5 +1,5 @@
-"""The ingest lease and the generation marker of a shared Chroma store, on a real Chroma in a temp folder
-(the same Rust core `chroma run` serves; tests/test_replicas.py runs them through a real server)."""
+"""The ingest lease, the generation marker and the pinned store view of a shared Chroma store, on a real Chroma
+in a temp folder (the same Rust core `chroma run` serves; tests/test_replicas.py runs them through a server)."""
 
 from __future__ import annotations
 
@@ -88,3 +88,20 @@ def test_the_side_collection_name_fits_chromas_limit() -> None:
     assert side_collection_name("sopilot") == "sopilot.generation"
     long = side_collection_name("c" * 63)
     assert len(long) <= 63 and long.endswith(".generation") and long != side_collection_name("c" * 62 + "d")
+
+
+def test_a_pinned_store_shows_one_generation_while_the_next_is_written(side) -> None:
+    import numpy as np
+
+    from sopilot.index.store import VectorStore
+
+    client, _, _ = side
+    store = VectorStore.open(client, "pinned-test", "tiny", 4)
+    vectors = np.eye(4, dtype=np.float32)[:3]
+    store.upsert(["old-1", "old-2", "new-1"], vectors, ["a", "b", "c"], [{"path": "x.md"}] * 3)
+    pinned = store.pinned({"old-1", "old-2"})  # the generation before "new-1" was written
+    assert pinned.count() == 2 and store.count() == 3
+    assert [cid for cid, _ in pinned.nearest(vectors[2], 3)] and "new-1" not in dict(pinned.nearest(vectors[2], 3))
+    assert pinned.nearest(vectors[0], 1)[0][0] == "old-1"
+    assert set(pinned.get(["old-1", "new-1"])) == {"old-1"}
+    assert {c.id for c in pinned.by_path("x.md")} == {"old-1", "old-2"}

@@ -219,6 +219,10 @@ class VectorStore:
         for part in _pages(list(ids)):
             self._collection.delete(ids=part)
 
+    def pinned(self, ids: set[str]) -> VectorStore:
+        """This store seen as one generation's chunks (``PinnedStore``)."""
+        return PinnedStore(self, ids)
+
     def holds(self, chunk_id: str) -> bool:
         """Whether this client's view of the store has the chunk and finds it by its own vector: a process
         that opened the store while another process was writing it may see the rows and miss the vector."""
@@ -238,6 +242,36 @@ class VectorStore:
         ids = result["ids"][0]
         dists = (result["distances"] or [[]])[0]
         return [(cid, float(dist)) for cid, dist in zip(ids, dists, strict=True)]
+
+
+class PinnedStore(VectorStore):
+    """A store seen as one generation: only the chunk ids ``ids`` (what that generation's lexical index holds).
+
+    A Chroma server is one live store: while an ingest writes it, every replica's queries see the new chunks
+    beside the old ones, and a passage could merge a section's old and new chunks. An embedded store's serving
+    processes keep their old vector index until they reopen, which pins them the same way. Nearest-neighbour
+    queries ask for twice ``n`` and keep the pinned ids: fewer than ``n`` come back only while an ingest has
+    written more than ``n`` new chunks among the nearest."""
+
+    def __init__(self, store: VectorStore, ids: set[str]) -> None:
+        super().__init__(store._collection, store.embedder_name, store.dimension)
+        self._pinned = frozenset(ids)
+
+    def count(self) -> int:
+        return len(self._pinned)
+
+    def ids(self) -> set[str]:
+        return set(self._pinned)
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        return super().get([cid for cid in ids if cid in self._pinned])
+
+    def by_path(self, path: str) -> list[StoredChunk]:
+        return [chunk for chunk in super().by_path(path) if chunk.id in self._pinned]
+
+    def nearest(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        found = super().nearest(embedding, 2 * n, where)
+        return [(cid, dist) for cid, dist in found if cid in self._pinned][:n]
 
 
 def _pages(items: list[str]) -> Iterator[list[str]]:

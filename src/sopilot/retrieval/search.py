@@ -432,7 +432,8 @@ def open_retriever(
     """The retriever agents use, over the index the settings name (which must exist). The entry points pass
     a ``rewriter`` when ``SOPILOT_QUERY_REWRITE`` is on (the language model lives in the draft stage);
     ``fresh`` opens a new store client, to see another process's ingest (``make_client``); ``lexical_file``
-    replaces the folder's lexical index (a replica's rebuild for one generation of a shared store)."""
+    replaces the folder's lexical index, and pins the store to that index's chunks (one generation of a
+    shared Chroma server, which an ingest writes live: ``PinnedStore``)."""
     from sopilot.index.folder import lexical_path, open_lexical
     from sopilot.retrieval.reranker import load_reranker
 
@@ -441,8 +442,11 @@ def open_retriever(
     store = VectorStore.open(
         make_client(settings, fresh=fresh), settings.collection, embedder.name, embedder.dimension, create=False
     )
+    pinned = lexical_file is not None
     lexical_file = lexical_file or lexical_path(settings)
     lexical = open_lexical(settings, lexical_file) if lexical_file.is_file() else None
+    if pinned and lexical is not None:
+        store = store.pinned(lexical.ids())
     model = load_answerability(settings.index_dir) if settings.coverage == "model" else None
     return Retriever(
         store,
