@@ -114,7 +114,7 @@ STEPS_KB = {
 
 @pytest.mark.slow
 def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: Path, embedder) -> None:
-    from sopilot.index.embedder import TRAINED_FILE, QueryTunedEmbedder, load_embedder
+    from sopilot.index.embedder import TRAINED_FILE, QueryTunedEmbedder, load_embedder, query_model_for
     from sopilot.retrieval.search import open_retriever
     from sopilot.train.embedder import EmbedderTraining, model_folder
 
@@ -132,7 +132,7 @@ def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: P
     plan = EmbedderTraining(max_pairs=80, epochs=1, batch_size=8, roughened=False)
 
     def open_torch(s: Settings) -> QueryTunedEmbedder:  # no ONNX export in the test: the tests of it are elsewhere
-        return load_embedder(s.embedder, runtime="torch", query_model=s.query_embedder)  # type: ignore[return-value]
+        return load_embedder(s.embedder, runtime="torch", query_model=query_model_for(s))  # type: ignore[return-value]
 
     record, _ = run_training(settings, embedder, ["embedder"], open_embedder=open_torch, plan=plan, progress=False)
     folder = model_folder(settings.index_dir)
@@ -140,7 +140,9 @@ def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: P
     figures = record.steps["embedder"]
     assert figures["documents"] == embedder.name and figures["questions"] > 10
     assert figures["held_out_mrr@10_after"] is not None and figures["last_loss"] < figures["first_loss"]
-    assert record.use == f"SOPILOT_QUERY_EMBEDDER={folder}"
+    assert str(folder) in record.use
+    assert query_model_for(settings) == str(folder.resolve()), "searches on this index use it by default"
+    assert query_model_for(settings.model_copy(update={"query_embedder": "off"})) is None
 
     tuned = load_embedder(embedder.name, runtime="torch", query_model=str(folder))
     assert isinstance(tuned, QueryTunedEmbedder) and tuned.name == embedder.name, "the index is not re-embedded"
@@ -151,3 +153,20 @@ def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: P
     assert tuned_top.scores["dense"] != base_top.scores["dense"], "the search embeds questions with the tuned model"
     with pytest.raises(ConfigError, match="trained for documents embedded by"):
         load_embedder(str(folder), runtime="torch", query_model=str(folder))
+
+
+def test_auto_question_model_is_the_index_folders_when_trained_for_this_embedder(tmp_path: Path, caplog) -> None:
+    from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, query_model_for
+
+    settings = Settings(kb_dir=tmp_path, index_dir=tmp_path / "index")
+    assert query_model_for(settings) is None, "no model trained: questions go through the embedder"
+    folder = tmp_path / "index" / QUERY_MODEL_FOLDER
+    folder.mkdir(parents=True)
+    (folder / TRAINED_FILE).write_text(json.dumps({"documents": settings.embedder}), encoding="utf-8")
+    assert query_model_for(settings) == str(folder.resolve())
+    assert query_model_for(settings.model_copy(update={"query_embedder": "off"})) is None
+    assert query_model_for(settings.model_copy(update={"query_embedder": "/models/q"})) == "/models/q"
+    (folder / TRAINED_FILE).write_text(json.dumps({"documents": "another-embedder"}), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert query_model_for(settings) is None
+    assert "trained for documents embedded by 'another-embedder'" in caplog.text

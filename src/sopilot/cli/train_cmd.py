@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {shown}")
     print(f"trained in {record.seconds:.0f}s (load average {record.load_average}); record: {path}")
     if record.use:
-        print(f"questions are embedded by the trained model when {record.use} is set")
+        print(f"{record.use}; a running `sopilot serve` uses it after a restart")
     return 0

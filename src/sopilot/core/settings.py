@@ -27,10 +27,12 @@ class Settings(BaseSettings):
         DEFAULT_EMBEDDER,
         description="The packaged embedder name, or any sentence-transformers model folder or name.",
     )
-    query_embedder: str | None = Field(
-        None,
-        description="A model folder that embeds questions in place of SOPILOT_EMBEDDER, fine-tuned for it by "
-        "`sopilot train` (the index folder's query-embedder/); documents keep the embedder's vectors.",
+    query_embedder: str = Field(
+        "auto",
+        min_length=1,
+        description="What embeds questions: `auto` (the model `sopilot train` wrote into the index folder's "
+        "query-embedder/ when it was trained for SOPILOT_EMBEDDER, else the embedder itself), `off` (always the "
+        "embedder), or a model folder fine-tuned for SOPILOT_EMBEDDER; documents keep the embedder's vectors.",
     )
     chroma_url: str | None = Field(None, description="Chroma server URL; the embedded store when unset.")
     collection: str = Field("sopilot", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]+$")

@@ -279,6 +279,7 @@ def _onnx_or_none(
 
 
 TRAINED_FILE = "sopilot_trained.json"  # in a model folder `sopilot train` wrote: what it was trained for
+QUERY_MODEL_FOLDER = "query-embedder"  # where `sopilot train` writes the question model, in the index folder
 
 
 class QueryTunedEmbedder:
@@ -362,9 +363,34 @@ def load_embedder(
     return QueryTunedEmbedder(documents, queries)
 
 
+def query_model_for(settings: Settings) -> str | None:
+    """The question model ``SOPILOT_QUERY_EMBEDDER`` names: with ``auto``, the one ``sopilot train`` wrote into
+    the index folder when it was trained for this embedder (a model trained for another is left aside, with a
+    warning); ``off``: none."""
+    value = settings.query_embedder
+    if value == "off":
+        return None
+    if value != "auto":
+        return value
+    folder = settings.index_dir / QUERY_MODEL_FOLDER
+    trained = trained_for(folder) if folder.is_dir() else None
+    if trained is None:
+        return None
+    if trained != settings.embedder:
+        log.warning(
+            "%s was trained for documents embedded by %r, not %r: questions are embedded by the embedder; "
+            "run `sopilot train` again to train one for it",
+            folder,
+            trained,
+            settings.embedder,
+        )
+        return None
+    return str(folder.resolve())
+
+
 def embedder_for(settings: Settings) -> Embedder:
     """The embedder the settings configure: model, device, runtime, the ONNX cache in the index folder, the
-    question cache and the question model ``sopilot train`` wrote, if set. The one place settings become an embedder."""
+    question cache and the question model (``query_model_for``). The one place settings become an embedder."""
     return load_embedder(
         settings.embedder,
         device=settings.device,
@@ -372,6 +398,6 @@ def embedder_for(settings: Settings) -> Embedder:
         runtime=settings.runtime,
         onnx_cache=settings.index_dir / "models",
         query_threads=settings.query_threads,
-        query_model=settings.query_embedder,
+        query_model=query_model_for(settings),
         query_cache=settings.query_cache,
     )

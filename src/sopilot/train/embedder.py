@@ -24,13 +24,12 @@ import numpy as np
 from tqdm import tqdm
 
 from sopilot.core.settings import Settings
-from sopilot.index.embedder import TRAINED_FILE, Embedder, resolve_model_path, set_offline
+from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, Embedder, resolve_model_path, set_offline
 from sopilot.index.store import VectorStore, make_client
 from sopilot.train.answerability import Mined, active_sops, roughen
 from sopilot.train.pairs import Pair, mine_pairs
 
 log = logging.getLogger(__name__)
-MODEL_FOLDER = "query-embedder"
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class EmbedderTraining:
 
 
 def model_folder(index_dir: Path) -> Path:
-    return (index_dir / MODEL_FOLDER).resolve()
+    return (index_dir / QUERY_MODEL_FOLDER).resolve()
 
 
 def train_query_embedder(

@@ -32,7 +32,7 @@ def run_training(
     """Bring the index up to date with the KB, run each step asked for, and write ``train.json``.
 
     The embedder step fine-tunes a copy of the embedder for questions into the index folder; the steps after
-    it, and every search made with ``SOPILOT_QUERY_EMBEDDER`` set to that folder, embed questions with it
+    it, and every search on this index (``SOPILOT_QUERY_EMBEDDER=auto``, the default), embed questions with it
     (``open_embedder`` opens the embedder the settings name)."""
     steps = parse_steps(",".join(steps))
     started = time.perf_counter()
@@ -48,7 +48,7 @@ def run_training(
         record.steps["embedder"] = figures
         settings = settings.model_copy(update={"query_embedder": str(folder)})
         embedder = (open_embedder or _default_open)(settings)
-        record.use = f"SOPILOT_QUERY_EMBEDDER={folder}"
+        record.use = f"questions on this index are embedded by {folder} (SOPILOT_QUERY_EMBEDDER=off: not)"
     if "answerability" in steps:
         say("answerability: mining questions and leaving SOPs out")
         model = train_answerability(settings, embedder, progress=progress)
@@ -58,13 +58,13 @@ def run_training(
 
 
 def _default_open(settings: Settings) -> Embedder:
-    from sopilot.index.embedder import load_embedder
+    from sopilot.index.embedder import load_embedder, query_model_for
 
     return load_embedder(
         settings.embedder,
         device=settings.device,
         batch_size=settings.embed_batch_size,
-        query_model=settings.query_embedder,
+        query_model=query_model_for(settings),
     )
 
 
