@@ -13,9 +13,11 @@ status but 200, or a failed connection), the CPU time the server's workers and t
 (from /proc), and the machine's 1-minute load average while it ran.
 ``--query-cache 0 --result-cache 0`` embeds and searches every question (no cache): the cost of questions
 never seen before. With the caches on (the default), the test set's 162 questions repeat: after a worker's
-first round every search is answered from its result cache.
+first round every search is answered from its result cache (``--warm 1500``, answers sent before measuring,
+lets both workers see every question first: the figures of questions asked again).
 ``--spy 8`` also records both workers with py-spy during the 8-client steps and prints where their CPU went,
 stage by stage (``STAGES``). ``--profile`` instead times one request's stages in process (no HTTP).
+``--json FILE --label NAME`` keeps a run's rows; ``--plot PNG FILE...`` draws runs' p50 and p95 by clients.
 """
 
 from __future__ import annotations
@@ -312,10 +314,11 @@ def load(args: argparse.Namespace) -> None:
         wait_ready(url, server)
         qs = questions()
         workers = worker_pids(server.pid)
-        asyncio.run(level(url, key, "/v1/answer", 4, 40, 30, qs))  # warm both workers
+        asyncio.run(level(url, key, "/v1/answer", 4, args.warm, 300, qs))  # warm both workers
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores")
         print(HEADER + "   (srv cpu, cli cpu: ms of CPU per request, the server's workers and this client)")
         spied: list[tuple[str, dict, list[Path]]] = []
+        rows: list[dict] = []
         for route in ("/v1/search", "/v1/answer"):
             for clients in args.clients:
                 spying = args.spy and clients == args.spy
@@ -323,15 +326,51 @@ def load(args: argparse.Namespace) -> None:
                 spies = spy(workers, args.seconds, folder) if spying else []
                 r = asyncio.run(level(url, key, route, clients, args.requests, args.seconds, qs, workers))
                 print(row(r), flush=True)
+                rows.append(r)
                 for process in spies:
                     process.wait()
                 if spying:
                     spied.append((route, r, sorted(folder.glob("*.raw"))))
         for route, r, files in spied:
             print_stages(route, r, files)
+        if args.json:
+            args.json.write_text(json.dumps({"label": args.label or "", "rows": rows}, indent=1))
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+TARGETS = {"/v1/search": 50.0, "/v1/answer": 100.0}  # issue 14: p95 at 8 clients
+
+
+def plot(runs: list[Path], out: Path) -> None:
+    """p50 and p95 by client count of the runs' JSON files (``--json``), one panel per route, the targets marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, route in zip(axes, TARGETS, strict=True):
+        for n, path in enumerate(runs):
+            run = json.loads(path.read_text())
+            rows = [r for r in run["rows"] if r["route"] == route]
+            clients = [r["clients"] for r in rows]
+            colour = f"C{n}"
+            ax.plot(clients, [r["p95_ms"] for r in rows], "-o", color=colour, label=f"{run['label'] or path.stem} p95")
+            ax.plot(clients, [r["p50_ms"] for r in rows], ":", color=colour, marker=".", label="p50")
+        ax.axhline(TARGETS[route], color="grey", linewidth=0.8)
+        ax.annotate(f"target at 8 clients: p95 ≤ {TARGETS[route]:.0f} ms", (1, TARGETS[route]), fontsize=8,
+                    xytext=(0, 3), textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"{route}, 2 workers, shipped KB")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -346,7 +385,7 @@ def profile(args: argparse.Namespace) -> None:
 
     index = args.index or ROOT / ".sopilot"
     ensure_index(index)
-    update = {"index_dir": index, "kb_dir": ROOT / "kb", "rate_limit": 0}
+    update = {"index_dir": index, "kb_dir": ROOT / "kb", "rate_limit": 0, "query_cache": 0, "result_cache": 0}
     if args.query_threads:
         update["query_threads"] = args.query_threads
     settings = Settings().model_copy(update=update)
@@ -394,6 +433,7 @@ def main() -> None:
     parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=200, help="most requests per route and client count")
     parser.add_argument("--seconds", type=float, default=60, help="most seconds per route and client count")
+    parser.add_argument("--warm", type=int, default=40, help="answers sent before measuring (default 40)")
     parser.add_argument("--query-threads", type=int, help="SOPILOT_QUERY_THREADS for the server")
     parser.add_argument(
         "--query-cache", type=int, help="SOPILOT_QUERY_CACHE for the server (0: every question embedded)"
@@ -401,10 +441,17 @@ def main() -> None:
     parser.add_argument("--result-cache", type=int, help="SOPILOT_RESULT_CACHE for the server (0: every one searched)")
     parser.add_argument("--spy", type=int, metavar="CLIENTS", help="py-spy the workers at this client count: stages")
     parser.add_argument("--profile", action="store_true", help="time one request's stages in process instead")
+    parser.add_argument("--json", type=Path, help="write the table's rows to this file")
+    parser.add_argument("--label", help="the run's name in --json (and in the plot)")
+    parser.add_argument("--plot", type=Path, help="instead, draw the runs (--json files given as arguments) here")
+    parser.add_argument("runs", type=Path, nargs="*", help="with --plot: --json files of earlier runs")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    profile(args) if args.profile else load(args)
+    if args.plot:
+        plot(args.runs, args.plot)
+    else:
+        profile(args) if args.profile else load(args)
 
 
 if __name__ == "__main__":
