@@ -393,9 +393,9 @@ def profile(args: argparse.Namespace) -> None:
     engine = state.engine()
     stages: dict[str, list[float]] = {k: [] for k in ("embed", "search", "draft", "response", "log", "http")}
     qs = questions()
-    with TestClient(create_app(state=state)) as http:
+    with TestClient(create_app(state=state), headers={"Authorization": f"Bearer {agent_key(index)}"}) as http:
         for q in qs[:5]:
-            http.post("/v1/answer", json={"query": q})
+            http.post("/v1/answer", json={"query": q}).raise_for_status()
         for q in qs:
             t0 = time.perf_counter()
             state.embedder.embed_query(q)
@@ -404,11 +404,11 @@ def profile(args: argparse.Namespace) -> None:
             t2 = time.perf_counter()
             draft = engine.drafters["user"].draft(q, result)
             t3 = time.perf_counter()
-            AnswerResponse.of("x", "user", draft, result).model_dump_json()
+            AnswerResponse.of("x", "user", draft, result, engine.generation).model_dump_json()
             t4 = time.perf_counter()
             record_answer(state.querylog, os.urandom(8).hex(), q, "user", result, draft, ms=0, key_id="")
             t5 = time.perf_counter()
-            http.post("/v1/answer", json={"query": q})
+            http.post("/v1/answer", json={"query": q}).raise_for_status()
             t6 = time.perf_counter()
             for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
                 stages[name].append(seconds * 1000)
