@@ -21,6 +21,7 @@ from sopilot.ingest.run import fill_lexical, in_step_generation
 
 log = logging.getLogger(__name__)
 KEEP = 2  # this generation's file and the one before it, which requests in flight may still read
+ABANDONED_SECONDS = 3600  # a build file untouched this long was left by a worker that died building it
 
 
 def serving_lexical(settings: Settings, embedder_name: str, dimension: int, generation: str) -> Path:
@@ -61,3 +62,6 @@ def _delete_older(settings: Settings, current: Path) -> None:
     for old in [p for p in built if p != current][KEEP - 1 :]:
         for part in (old, old.with_name(old.name + "-wal"), old.with_name(old.name + "-shm")):
             part.unlink(missing_ok=True)
+    for left in current.parent.glob(f".{settings.collection}-*"):  # builds a killed worker left behind
+        if time.time() - left.stat().st_mtime > ABANDONED_SECONDS:
+            left.unlink(missing_ok=True)
