@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sopilot.api.app import create_app
 from sopilot.api.result_cache import ResultCache
 from sopilot.api.state import AppState
+from sopilot.core.types import Passage
 from sopilot.index.embedder import SentenceTransformerEmbedder
 from sopilot.retrieval.search import SearchResult, open_retriever
 
@@ -95,3 +96,21 @@ def test_result_cache_keeps_one_generation_and_day() -> None:
     cache.search("g2", run, "b", 5, {})  # a new generation answers anew
     assert runs[-2:] == ["b", "b"]
     assert ResultCache(0).search("g", run, "c", 5, {}) is not ResultCache(0).search("g", run, "c", 5, {})
+
+
+def test_result_cache_is_bounded_in_passages() -> None:
+    cache = ResultCache(4)
+    passage = Passage("c", "p.md", "T", ("T",), "t", 1, 2, "text", 1.0)
+    runs: list[str] = []
+
+    def run(query: str, k: int, filters: dict) -> SearchResult:
+        runs.append(query)
+        return SearchResult(query, [passage] * k)
+
+    for query, k in (("a", 1), ("b", 3), ("c", 2), ("b", 3), ("a", 1), ("huge", 5), ("huge", 5)):
+        cache.search("g", run, query, k, {})
+    # c (2) pushed a (1) and b (3) out; b came back and pushed c out; a fits beside b; huge (5) never fits
+    assert runs == ["a", "b", "c", "b", "a", "huge", "huge"]
+    cache.search("g", run, "b", 3, {})
+    cache.search("g", run, "a", 1, {})
+    assert runs[-1] == "huge"

@@ -21,13 +21,16 @@ Key = tuple[str, int, str, str]
 
 
 class ResultCache:
-    """A least-recently-used map of search results for one generation at a time; ``size`` 0 keeps none."""
+    """A least-recently-used map of search results for one generation at a time, holding at most ``size``
+    passages in all (a result without passages counts as one), so memory is bounded whatever k callers ask:
+    about 2 KB a passage on the shipped KB. ``size`` 0 keeps none."""
 
     def __init__(self, size: int, today: Callable[[], date] = date.today) -> None:
         self.size = size
         self._today = today
         self._generation: str | None = None
         self._results: OrderedDict[Key, SearchResult] = OrderedDict()
+        self._held = 0  # passages of the results held
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -47,6 +50,7 @@ class ResultCache:
         with self._lock:
             if generation != self._generation:
                 self._results.clear()
+                self._held = 0
                 self._generation = generation
             result = self._results.get(key)
             if result is not None:
@@ -56,8 +60,13 @@ class ResultCache:
             self.misses += 1
         result = run(query, k, filters)  # outside the lock: two threads may compute one new question at once
         with self._lock:
-            if generation == self._generation:
+            if generation == self._generation and key not in self._results and _weight(result) <= self.size:
                 self._results[key] = result
-                while len(self._results) > self.size:
-                    self._results.popitem(last=False)
+                self._held += _weight(result)
+                while self._held > self.size:
+                    self._held -= _weight(self._results.popitem(last=False)[1])
         return result
+
+
+def _weight(result: SearchResult) -> int:
+    return max(1, len(result.passages))

@@ -164,12 +164,13 @@ class Settings(BaseSettings):
         "asked again, after its greeting and log noise are cut, is not embedded again. 0 keeps none.",
     )
     result_cache: int = Field(
-        1024,
+        5000,
         ge=0,
-        le=1_000_000,
-        description="Search results each serving process keeps for the index generation it serves (least "
-        "recently used out): the same question, k and filters on the same day are not searched again; a new "
-        "generation empties it. Each request is still logged and drafted. 0 keeps none.",
+        le=10_000_000,
+        description="Passages of search results each serving process keeps for the index generation it serves "
+        "(least recently used results out; about 2 KB a passage): the same question, k and filters on the same "
+        "day are not searched again; a new generation empties it. Each request is still logged and drafted. "
+        "0 keeps none.",
     )
     # Drafting (docs/drafting.md).
     drafter: Literal["extractive", "llm"] = Field(
