@@ -3,7 +3,7 @@
 Each replica has its own index folder (its keys, manifest and lexical index); both read one checkout of the KB,
 as replicas deployed from one git commit do. An author's ingest through one replica is served by the other with
 the same generation, lexical and dense; a second ingest at once is refused by the server's lease; an ingest
-through the other replica afterwards embeds only what changed.
+through the other replica afterwards embeds only what changed; a lease left by a crashed ingest expires.
 """
 
 from __future__ import annotations
@@ -128,16 +128,19 @@ def _store_ids(chroma_url: str) -> set[str]:
     return set(client.get_collection("sopilot", embedding_function=None).get(include=[])["ids"])
 
 
-def _lease_held(chroma_url: str) -> bool:
+def _side(chroma_url: str) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     port = int(chroma_url.rsplit(":", 1)[1])
     client = chromadb.HttpClient(host="127.0.0.1", port=port, settings=ChromaSettings(anonymized_telemetry=False))
     names = {c.name for c in client.list_collections()}
-    if "sopilot.generation" not in names:
-        return False
-    return bool(client.get_collection("sopilot.generation").get(ids=["ingest-lease"])["ids"])
+    return client.get_collection("sopilot.generation") if "sopilot.generation" in names else None
+
+
+def _lease_held(chroma_url: str) -> bool:
+    side = _side(chroma_url)
+    return side is not None and bool(side.get(ids=["ingest-lease"])["ids"])
 
 
 def test_an_ingest_through_one_replica_is_served_by_the_other(cluster) -> None:
@@ -193,3 +196,15 @@ def test_an_ingest_through_one_replica_is_served_by_the_other(cluster) -> None:
     assert third["unchanged"] >= second["chunks"] - 2
     seen_on_a = _search_at(a, "florvex number zephyrine", third["generation"])
     assert seen_on_a["passages"][0]["path"] == NEW_SOP and "florvex" in seen_on_a["passages"][0]["text"]
+
+    # An ingest that crashed holding the lease (its renewals stopped) blocks the others until the lease expires.
+    from sopilot.index.lease import StoreLease
+
+    crashed = StoreLease(_side(chroma_url), "crashed replica", 5)
+    crashed.acquire(chroma_url)
+    crashed._stop.set()
+    blocked = _post(b, "/v1/ingest", {})
+    assert blocked.status_code == 409 and "held by crashed replica" in blocked.json()["error"]["message"]
+    time.sleep(5.5)
+    after_expiry = _post(b, "/v1/ingest", {})
+    assert after_expiry.status_code == 200 and after_expiry.json()["added"] == 0, after_expiry.text
