@@ -4,7 +4,8 @@
 this worker, another, or with a Chroma server another replica) rewrites the generation marker
 (``index/generation.py``), the next request opens the index again and swaps the whole ``Engine`` at once: a
 request holds one engine from start to end, so it never mixes two generations. A replica of a shared Chroma
-server serves each generation with a lexical index in step with it (``ingest/replica.py``).
+server serves each generation with a lexical index in step with it (``ingest/replica.py``), and opens a new
+generation in a thread while the previous engine keeps serving (its rebuild reads every chunk of the store).
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ class AppState:
         self._engine: Engine | None = None
         self._error: SopilotError | None = None
         self._lock = threading.Lock()
+        self._opening_lock = threading.Lock()  # a replica's engine opening in the background (``_open_behind``)
+        self._opening = ""
+        self._opening_since = 0.0
+        self._opening_alive = False
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None, metrics: Metrics | None = None) -> AppState:
@@ -150,6 +155,11 @@ class AppState:
         engine = self._engine
         if engine is not None and engine.generation == generation.value:
             return engine
+        if engine is not None and self.settings.chroma_url and not fresh:
+            # A replica of a shared server: the new generation may need its lexical index rebuilt from the
+            # store first; the previous engine (pinned to its own chunks) serves meanwhile.
+            self._open_behind(generation)
+            return engine
         with self._lock:
             engine = self._engine
             if engine is not None and engine.generation == generation.value:
@@ -159,15 +169,40 @@ class AppState:
             except SopilotError as exc:
                 self._error = exc
                 raise
-            previous = self._engine.generation if self._engine is not None else None
-            self._engine, self._error = engine, None
-            log.info(
-                "index generation %s opened: %d chunks (replacing %s)",
-                generation.value or "(first)",
-                engine.chunks,
-                previous or "nothing",
-            )
+            self._swap(engine, generation)
             return engine
+
+    def _swap(self, engine: Engine, generation: Generation) -> None:
+        previous = self._engine.generation if self._engine is not None else None
+        self._engine, self._error = engine, None
+        log.info(
+            "index generation %s opened: %d chunks (replacing %s)",
+            generation.value or "(first)",
+            engine.chunks,
+            previous or "nothing",
+        )
+
+    def _open_behind(self, generation: Generation) -> None:
+        """Open ``generation``'s engine in a thread, unless one is opening it or failed to less than
+        ``SOPILOT_MARKER_POLL_SECONDS`` ago."""
+        with self._opening_lock:
+            recent = time.monotonic() - self._opening_since < self.settings.marker_poll_seconds
+            if self._opening == generation.value and (self._opening_alive or recent):
+                return
+            self._opening, self._opening_since, self._opening_alive = generation.value, time.monotonic(), True
+        threading.Thread(target=self._open_now, args=(generation,), name="engine-reopen", daemon=True).start()
+
+    def _open_now(self, generation: Generation) -> None:
+        try:
+            with self._lock:
+                if self._engine is None or self._engine.generation != generation.value:
+                    self._swap(open_engine(self.settings, self.embedder, self.llm, generation), generation)
+        except Exception:  # the previous engine keeps serving; the next request after the wait tries again
+            log.exception("opening index generation %s failed; serving the previous one", generation.value)
+        finally:
+            with self._opening_lock:
+                self._opening_alive = False
+                self._opening_since = time.monotonic()
 
     def describe(self) -> dict[str, Any]:
         return {"keys_required": self.keys.required(), "drafter": self.settings.drafter}
