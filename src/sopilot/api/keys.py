@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sopilot.core.errors import ConfigError
+from sopilot.core.sqlite_wal import use_wal
 
 KEYS_FILE = "keys.sqlite3"
 ROLES: tuple[str, ...] = ("agent", "author", "evaluator", "admin")
@@ -66,7 +67,7 @@ class KeyStore:
         self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._conn)
         self._conn.executescript(_SCHEMA)
         self._version = -1
         self._rows: dict[str, tuple[ApiKey, str]] = {}

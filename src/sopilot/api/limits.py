@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from sopilot.core.errors import InvalidQueryError
+from sopilot.core.sqlite_wal import use_wal
 
 RATELIMIT_FILE = "ratelimit.sqlite3"
 
@@ -36,7 +37,7 @@ class RateLimiter:
         if rate > 0:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=OFF")
             self._conn.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL, ts REAL)")
 

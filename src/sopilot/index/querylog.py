@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sopilot.core.sqlite_wal import use_wal
+
 QUERYLOG_FILE = "querylog.sqlite3"
 Verdict = Literal["accepted", "edited", "rejected"]
 VERDICTS: tuple[str, ...] = ("accepted", "edited", "rejected")
@@ -168,7 +170,7 @@ class QueryLog:
         self._redact = redactor or Redactor()
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._conn)
         # One row per answer on the request path: no fsync per commit (WAL keeps the file consistent; a power
         # cut may lose the last rows). Measured 4 ms -> under 1 ms per answer (docs/api.md).
         self._conn.execute("PRAGMA synchronous=NORMAL")
