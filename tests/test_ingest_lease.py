@@ -105,3 +105,27 @@ def test_a_pinned_store_shows_one_generation_while_the_next_is_written(side) -> 
     assert pinned.nearest(vectors[0], 1)[0][0] == "old-1"
     assert set(pinned.get(["old-1", "new-1"])) == {"old-1"}
     assert {c.id for c in pinned.by_path("x.md")} == {"old-1", "old-2"}
+
+
+def test_a_folder_behind_the_store_is_refreshed_in_place(side, tmp_path) -> None:
+    """What a replica's ingest does first when another replica ingested since: its lexical index is made to hold
+    what the store holds, chunk by chunk, never emptied on the way."""
+    import numpy as np
+
+    from sopilot.index.lexical import LexicalIndex, to_lexical
+    from sopilot.index.store import VectorStore
+    from sopilot.ingest.run import refresh_lexical
+
+    client, _, _ = side
+    store = VectorStore.open(client, "refresh-test", "tiny", 4)
+    texts = {"kept": "rotate the quorbal key", "edited": "restart the florvex relay", "added": "zephyrine credit"}
+    store.upsert(list(texts), np.eye(4, dtype=np.float32)[:3], list(texts.values()), [{"path": "x.md"}] * 3)
+    lexical = LexicalIndex(tmp_path / "lexical.sqlite3", (3.0, 2.0, 1.0), 0)
+    lexical.upsert([to_lexical("kept", texts["kept"], {"path": "x.md"})])
+    lexical.upsert([to_lexical("edited", "an older text", {"path": "x.md"})])
+    lexical.upsert([to_lexical("vanished", "deleted by the other replica", {"path": "x.md"})])
+    assert refresh_lexical(lexical, store) == 3
+    assert lexical.ids() == set(texts)
+    assert [cid for cid, _ in lexical.search("florvex relay", 3)] == ["edited"]
+    assert lexical.search("older text", 3) == [] and lexical.search("zephyrine", 3)[0][0] == "added"
+    lexical.close()

@@ -114,7 +114,7 @@ def _catch_up(manifest: Manifest, lexical: LexicalIndex, store: VectorStore, gen
     log.info("this index folder is behind the Chroma server's generation %s: reading it back", generation.value)
     manifest.replace_files(records_from_store(store))
     manifest.set("state", "dirty")
-    fill_lexical(lexical, store)
+    refresh_lexical(lexical, store)
 
 
 def in_step_generation(settings: Settings) -> str:
@@ -173,4 +173,23 @@ def fill_lexical(lexical: LexicalIndex, store: VectorStore) -> int:
             lexical.upsert(batch)
             batch = []
     lexical.upsert(batch)
+    return lexical.count()
+
+
+def refresh_lexical(lexical: LexicalIndex, store: VectorStore) -> int:
+    """Make ``lexical`` hold exactly what ``store`` holds without emptying it first: each chunk is replaced in
+    place and the ids the store lacks are deleted last, so searches this replica serves from it meanwhile keep
+    finding every chunk (at its old or new version). Returns the number of chunks."""
+    had = lexical.ids()
+    seen: set[str] = set()
+    batch = []
+    for chunk in store.all_chunks():
+        seen.add(chunk.id)
+        batch.append(to_lexical(chunk.id, chunk.text, chunk.metadata))
+        if len(batch) >= 2000:
+            lexical.upsert(batch)
+            batch = []
+    lexical.upsert(batch)
+    if had - seen:
+        lexical.delete(sorted(had - seen))
     return lexical.count()
