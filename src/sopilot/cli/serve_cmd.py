@@ -65,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="sopilot-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     print(f"{note}", file=sys.stderr)
+    if settings.chroma_url:
+        print(
+            f"a replica of the Chroma server at {settings.chroma_url} (collection {settings.collection!r}): ingests "
+            f"through any replica are served here within {settings.marker_poll_seconds:g} s (docs/deploy.md)",
+            file=sys.stderr,
+        )
     print(
         f"SOPilot API on http://{settings.host}:{settings.port}/ ({settings.workers} worker(s); schema at /docs)",
         file=sys.stderr,
