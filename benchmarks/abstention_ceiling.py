@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sopilot.core.settings import Settings  # noqa: E402
 from sopilot.eval.calibrate import calibrate, evidence  # noqa: E402
+from sopilot.index.embedder import covered_min_dense_for  # noqa: E402
 from sopilot.index.lexical import query_terms  # noqa: E402
 from sopilot.retrieval.coverage import is_covered  # noqa: E402
 from sopilot.retrieval.query import focus_query  # noqa: E402
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     e.dense,
                     e.terms,
                     e.unknown,
-                    settings.covered_min_dense,
+                    covered_min_dense_for(settings),
                     settings.covered_min_terms,
                     settings.covered_min_unknown,
                 )

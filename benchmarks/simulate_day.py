@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sopilot.core.settings import Settings
+from sopilot.index.embedder import covered_min_dense_for
 from sopilot.index.querylog import LoggedCitation, LoggedPassage, QueryLog, querylog_path
 
 # (question, the SOP it is about, how many agents ask it that day)
@@ -144,7 +145,7 @@ def main() -> int:
         retriever.store,
         settings.kb_dir,
         ignore=tuple(settings.ignore),
-        gap_params=GapParams(weak_below=settings.covered_min_dense),
+        gap_params=GapParams(weak_below=covered_min_dense_for(settings)),
         new_gap_days=settings.new_gap_days,
     )
     written = write_daily(report, args.out)

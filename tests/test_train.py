@@ -143,6 +143,9 @@ def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: P
     assert str(folder) in record.use
     assert query_model_for(settings) == str(folder.resolve()), "searches on this index use it by default"
     assert query_model_for(settings.model_copy(update={"query_embedder": "off"})) is None
+    mapping = figures["similarity_map"]
+    assert mapping["questions"] > 10 and len(mapping["embedder"]) == len(mapping["trained"]) == 101
+    assert mapping["trained"] != mapping["embedder"], "the tuned model's similarities differ from the embedder's"
 
     tuned = load_embedder(embedder.name, runtime="torch", query_model=str(folder))
     assert isinstance(tuned, QueryTunedEmbedder) and tuned.name == embedder.name, "the index is not re-embedded"
@@ -170,3 +173,29 @@ def test_auto_question_model_is_the_index_folders_when_trained_for_this_embedder
     with caplog.at_level("WARNING"):
         assert query_model_for(settings) is None
     assert "trained for documents embedded by 'another-embedder'" in caplog.text
+
+
+def test_the_coverage_threshold_moves_onto_the_question_models_scale(tmp_path: Path) -> None:
+    from sopilot.core.settings import DEFAULT_COVERED_MIN_DENSE
+    from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, covered_min_dense_for
+    from sopilot.retrieval.search import SearchParams
+
+    settings = Settings(kb_dir=tmp_path, index_dir=tmp_path / "index")
+    assert covered_min_dense_for(settings) == DEFAULT_COVERED_MIN_DENSE, "no question model: the calibrated value"
+    folder = tmp_path / "index" / QUERY_MODEL_FOLDER
+    folder.mkdir(parents=True)
+    scale = [i / 100 for i in range(101)]
+    record = {
+        "documents": settings.embedder,
+        "similarity_map": {"embedder": scale, "trained": [v * 0.8 for v in scale]},
+    }
+    (folder / TRAINED_FILE).write_text(json.dumps(record), encoding="utf-8")
+    moved = round(DEFAULT_COVERED_MIN_DENSE * 0.8, 4)
+    assert covered_min_dense_for(settings) == moved, "the same share of the KB's questions stays above it"
+    assert SearchParams.from_settings(settings).covered_min_dense == moved, "the search decides with it"
+    assert covered_min_dense_for(settings.model_copy(update={"query_embedder": "off"})) == DEFAULT_COVERED_MIN_DENSE
+    explicit = settings.model_copy(update={"covered_min_dense": 0.6})
+    assert covered_min_dense_for(explicit) == 0.6, "a calibrated value is on the scale of the runs it read"
+    del record["similarity_map"]
+    (folder / TRAINED_FILE).write_text(json.dumps(record), encoding="utf-8")
+    assert covered_min_dense_for(settings) == DEFAULT_COVERED_MIN_DENSE, "a model trained before the map: as before"

@@ -92,6 +92,7 @@ def _open_log(settings: Any) -> Any:
 
 def run_gaps(args: argparse.Namespace) -> int:
     from sopilot.author.gaps import GapParams, find_gaps
+    from sopilot.index.embedder import covered_min_dense_for
     from sopilot.index.store import VectorStore, make_client
 
     settings = load_settings(args)
@@ -102,7 +103,9 @@ def run_gaps(args: argparse.Namespace) -> int:
     store = VectorStore.open(
         make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
     )
-    params = GapParams(distance_threshold=args.threshold, weak_below=settings.covered_min_dense, min_size=args.min_size)
+    params = GapParams(
+        distance_threshold=args.threshold, weak_below=covered_min_dense_for(settings), min_size=args.min_size
+    )
     clusters = find_gaps(log.queries(since, until), log.latest_verdicts(), embedder, store, params)
     if args.json:
         print_json({"clusters": [c.to_dict() for c in clusters]})
@@ -158,6 +161,7 @@ def run_health(args: argparse.Namespace) -> int:
 def run_daily(args: argparse.Namespace) -> int:
     from sopilot.author.daily import daily_report, write_daily
     from sopilot.author.gaps import GapParams
+    from sopilot.index.embedder import covered_min_dense_for
     from sopilot.index.store import VectorStore, make_client
 
     settings = load_settings(args)
@@ -168,7 +172,7 @@ def run_daily(args: argparse.Namespace) -> int:
     store = VectorStore.open(
         make_client(settings), settings.collection, embedder.name, embedder.dimension, create=False
     )
-    params = GapParams(distance_threshold=args.threshold, weak_below=settings.covered_min_dense)
+    params = GapParams(distance_threshold=args.threshold, weak_below=covered_min_dense_for(settings))
     report = daily_report(
         log,
         day,

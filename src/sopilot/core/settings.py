@@ -15,6 +15,8 @@ ROLES = ("resolve", "diagnose", "escalate", "internal", "reference", "template")
 # Measured on the dev halves of both test sets: no demotion by role helped both (docs/retrieval.md, "Section roles").
 DEFAULT_ROLE_WEIGHTS = dict.fromkeys(ROLES, 1.0)
 
+DEFAULT_COVERED_MIN_DENSE = 0.515  # calibrated on both test sets with the packaged embedder (docs/retrieval.md)
+
 
 class Settings(BaseSettings):
     """Everything SOPilot can be configured with. Build it once and pass it to what needs it."""
@@ -96,8 +98,11 @@ class Settings(BaseSettings):
     )
     reranker: str | None = Field(None, description="CrossEncoder model folder; no reranking when unset.")
     rerank_depth: int = Field(30, ge=1, le=200, description="Fused candidates the reranker re-scores.")
-    covered_min_dense: float = Field(
-        0.515, description="Coverage: best dense similarity at or above this counts as covered."
+    covered_min_dense: float | None = Field(
+        None,
+        description="Coverage: best dense similarity at or above this counts as covered. Unset: "
+        f"{DEFAULT_COVERED_MIN_DENSE} on the embedder's scale, moved onto a trained question model's scale when "
+        "one embeds the questions (the value that keeps the same share of the KB's own questions above it).",
     )
     covered_min_terms: float = Field(
         0.55, ge=0, le=1.01, description="Coverage: share of question terms found in the top passage."

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from sopilot.core.errors import ConfigError
-from sopilot.core.settings import DEFAULT_EMBEDDER
+from sopilot.core.settings import DEFAULT_COVERED_MIN_DENSE, DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -386,6 +386,35 @@ def query_model_for(settings: Settings) -> str | None:
         )
         return None
     return str(folder.resolve())
+
+
+def similarity_map(folder: Path) -> tuple[list[float], list[float]] | None:
+    """Quantiles of the best similarity the KB's own questions reach with the embedder and with the question
+    model of ``folder`` (written by ``sopilot train``), or None when the folder's record has none."""
+    import json
+
+    path = folder / TRAINED_FILE
+    if not path.is_file():
+        return None
+    mapping = json.loads(path.read_text(encoding="utf-8")).get("similarity_map") or {}
+    before, after = mapping.get("embedder"), mapping.get("trained")
+    return (before, after) if before and after and len(before) == len(after) else None
+
+
+def covered_min_dense_for(settings: Settings) -> float:
+    """The coverage threshold on dense similarity for the questions' embedder: ``SOPILOT_COVERED_MIN_DENSE``
+    when set (a calibration is on the scale of the runs it read); else the packaged embedder's calibrated
+    value, moved onto the question model's scale when one is in use. A fine-tuned question model gives lower
+    similarities (0.07 lower at the median on kb.jsonl), so the embedder's threshold would abstain on twice the
+    answerable questions; the value that keeps the same share of the KB's own questions above it does not."""
+    if settings.covered_min_dense is not None:
+        return settings.covered_min_dense
+    model = query_model_for(settings)
+    mapping = similarity_map(resolve_model_path(model)) if model else None
+    if mapping is None:
+        return DEFAULT_COVERED_MIN_DENSE
+    before, after = mapping
+    return round(float(np.interp(DEFAULT_COVERED_MIN_DENSE, before, after)), 4)
 
 
 def embedder_for(settings: Settings) -> Embedder:

@@ -66,8 +66,12 @@ class SearchParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchParams:
-        """Every field has the name of its setting."""
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+        """Every field has the name of its setting; the dense coverage threshold is the one for the questions'
+        embedder (``covered_min_dense_for``)."""
+        from sopilot.index.embedder import covered_min_dense_for
+
+        values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        return cls(**{**values, "covered_min_dense": covered_min_dense_for(settings)})
 
 
 @dataclass(frozen=True, slots=True)

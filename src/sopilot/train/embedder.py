@@ -45,6 +45,7 @@ class EmbedderTraining:
     roughened: bool = True  # add each question again with words dropped and others mixed in, as users write
     max_seq_length: int = 64
     held_out: float = 0.1  # share of sections whose questions are kept out of training and scored
+    map_questions: int = 1500  # roughened questions whose best similarities map the coverage threshold
     threads: int = 2
     seed: int = 0
 
@@ -79,8 +80,10 @@ def train_query_embedder(
     held = set(random.Random(plan.seed).sample(sections, max(1, int(plan.held_out * len(sections)))))
     train_pairs = [p for p in pairs if p.section not in held]
     held_pairs = [p for p in pairs if p.section in held]
+    vocabulary = sorted({w for p in train_pairs for w in p.question.split() if len(w) > 3 and w.isalpha()})
+    mapping = [m.question for m in roughen([_as_mined(p) for p in pairs], vocabulary, 0.7, plan.seed + 1)]
+    mapping = mapping[: plan.map_questions]
     if plan.roughened:
-        vocabulary = sorted({w for p in train_pairs for w in p.question.split() if len(w) > 3 and w.isalpha()})
         rough = roughen([_as_mined(p) for p in train_pairs], vocabulary, keep=0.7, seed=plan.seed)
         train_pairs += [Pair(r.question, p.section, p.kind + "-rough") for r, p in zip(rough, train_pairs, strict=True)]
 
@@ -93,8 +96,10 @@ def train_query_embedder(
         docs = torch.from_numpy(vectors)
         owner = _Owners(links)
         before = held_out_mrr(model, held_pairs, docs, owner)
+        best_before = best_similarities(model, mapping, docs)
         losses = _fit(model, train_pairs, docs, owner, plan, progress)
         after = held_out_mrr(model, held_pairs, docs, owner)
+        best_after = best_similarities(model, mapping, docs)
         folder = model_folder(settings.index_dir)
         model.max_seq_length = embedder.max_tokens
         model.save(str(folder))
@@ -111,6 +116,11 @@ def train_query_embedder(
         "held_out_questions": len(held_pairs),
         "held_out_mrr@10_before": before,
         "held_out_mrr@10_after": after,
+        "similarity_map": {
+            "questions": len(mapping),
+            "embedder": _quantiles(best_before),
+            "trained": _quantiles(best_after),
+        },
         "plan": asdict(plan),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
@@ -174,6 +184,25 @@ def _fit(
     bar.close()
     model.eval()
     return losses
+
+
+def best_similarities(model: Any, questions: Sequence[str], docs: Any) -> np.ndarray:
+    """Each question's best cosine similarity to any chunk of the index."""
+    if not questions:
+        return np.zeros(0)
+    import torch
+
+    with torch.no_grad():
+        vectors = model.encode_query(list(questions), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    return np.asarray(np.asarray(vectors) @ docs.numpy().T).max(axis=1)
+
+
+def _quantiles(values: np.ndarray) -> list[float]:
+    """The 0th to 100th percentiles: the two models' lists map a similarity on one scale onto the other, the
+    value that keeps the same share of the KB's own questions at or above it (``covered_min_dense_for``)."""
+    if not len(values):
+        return []
+    return [round(float(v), 4) for v in np.percentile(values, np.arange(101))]
 
 
 def held_out_mrr(model: Any, pairs: Sequence[Pair], docs: Any, owner: _Owners) -> float | None:

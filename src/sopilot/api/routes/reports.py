@@ -29,6 +29,7 @@ from sopilot.author.health import SectionHealth, section_health
 from sopilot.author.kb_files import load_kb
 from sopilot.author.similar import sections_from
 from sopilot.author.stale import StaleSop, stale_sops, without_dates
+from sopilot.index.embedder import covered_min_dense_for
 from sopilot.index.querylog import QueryLog
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=KNOWN_QUERY_ONLY)
@@ -290,7 +291,9 @@ async def get_gaps(
     """Questions that abstained, were covered by words only, or whose draft was rejected, clustered by meaning."""
     log = _log(state.querylog)
     start, end = _window(since, until)
-    params = GapParams(distance_threshold=threshold, weak_below=state.settings.covered_min_dense, min_size=min_size)
+    params = GapParams(
+        distance_threshold=threshold, weak_below=covered_min_dense_for(state.settings), min_size=min_size
+    )
     clusters = await run_in_threadpool(
         lambda: find_gaps(
             log.queries(start, end), log.latest_verdicts(), state.embedder, engine.retriever.store, params
@@ -348,7 +351,7 @@ async def get_daily(
             settings.kb_dir,
             ignore=tuple(settings.ignore),
             max_file_bytes=settings.max_file_bytes,
-            gap_params=GapParams(weak_below=settings.covered_min_dense),
+            gap_params=GapParams(weak_below=covered_min_dense_for(settings)),
             new_gap_days=settings.new_gap_days,
         )
 
