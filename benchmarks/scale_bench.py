@@ -54,6 +54,10 @@ def rss_mb(pid: int | str = "self") -> tuple[float, float]:
 
 
 def du_mb(path: Path) -> float:
+    """Size on disk of a folder's files, or of a file with its SQLite -wal and -shm companions, MB."""
+    if path.is_file():
+        files = [path] + [f for f in (path.with_name(path.name + s) for s in ("-wal", "-shm")) if f.is_file()]
+        return sum(f.stat().st_size for f in files) / 2**20
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20 if path.exists() else 0.0
 
 
