@@ -310,14 +310,17 @@ class QueryTunedEmbedder:
         return self.documents.count_tokens(texts)
 
 
-def trained_for(folder: Path) -> str | None:
-    """The document embedder a question model was trained for (from the folder's record), if it says."""
+def _trained_record(folder: Path) -> dict[str, Any]:
+    """The record ``sopilot train`` wrote in a question model's folder ({} when there is none)."""
     import json
 
     path = folder / TRAINED_FILE
-    if not path.is_file():
-        return None
-    value = json.loads(path.read_text(encoding="utf-8")).get("documents")
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+
+
+def trained_for(folder: Path) -> str | None:
+    """The document embedder a question model was trained for (from the folder's record), if it says."""
+    value = _trained_record(folder).get("documents")
     return str(value) if value else None
 
 
@@ -391,12 +394,7 @@ def query_model_for(settings: Settings) -> str | None:
 def similarity_map(folder: Path) -> tuple[list[float], list[float]] | None:
     """Quantiles of the best similarity the KB's own questions reach with the embedder and with the question
     model of ``folder`` (written by ``sopilot train``), or None when the folder's record has none."""
-    import json
-
-    path = folder / TRAINED_FILE
-    if not path.is_file():
-        return None
-    mapping = json.loads(path.read_text(encoding="utf-8")).get("similarity_map") or {}
+    mapping = _trained_record(folder).get("similarity_map") or {}
     before, after = mapping.get("embedder"), mapping.get("trained")
     return (before, after) if before and after and len(before) == len(after) else None
 

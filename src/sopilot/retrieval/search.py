@@ -159,6 +159,12 @@ class Retriever:
     def lexical(self) -> LexicalIndex | None:
         return self._lexical
 
+    @property
+    def params(self) -> SearchParams:
+        """What shapes its ranking and coverage decision (the dense threshold already moved onto a trained
+        question model's scale)."""
+        return self._params
+
     def warm(self) -> dict[str, int]:
         """Load what the first questions would otherwise wait for (the lexical postings); for a serving process
         at start, before its first question. Returns what was loaded."""

@@ -186,15 +186,18 @@ def _fit(
     return losses
 
 
-def best_similarities(model: Any, questions: Sequence[str], docs: Any) -> np.ndarray:
-    """Each question's best cosine similarity to any chunk of the index."""
-    if not questions:
-        return np.zeros(0)
+def _similarities(model: Any, questions: Sequence[str], docs: Any) -> np.ndarray:
+    """Cosine similarity of each question (embedded by ``model``) to every chunk of the index."""
     import torch
 
     with torch.no_grad():
         vectors = model.encode_query(list(questions), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    return np.asarray(np.asarray(vectors) @ docs.numpy().T).max(axis=1)
+    return np.asarray(vectors) @ docs.numpy().T
+
+
+def best_similarities(model: Any, questions: Sequence[str], docs: Any) -> np.ndarray:
+    """Each question's best cosine similarity to any chunk of the index."""
+    return _similarities(model, questions, docs).max(axis=1) if questions else np.zeros(0)
 
 
 def _quantiles(values: np.ndarray) -> list[float]:
@@ -210,13 +213,7 @@ def held_out_mrr(model: Any, pairs: Sequence[Pair], docs: Any, owner: _Owners) -
     scored by its best chunk."""
     if not pairs:
         return None
-    import torch
-
-    with torch.no_grad():
-        queries = model.encode_query(
-            [p.question for p in pairs], batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-        )
-    scores = np.asarray(queries) @ docs.numpy().T
+    scores = _similarities(model, [p.question for p in pairs], docs)
     total = 0.0
     for row, pair in zip(scores, pairs, strict=True):
         best = np.full(len(owner.sections), -np.inf)

@@ -29,7 +29,6 @@ from sopilot.author.health import SectionHealth, section_health
 from sopilot.author.kb_files import load_kb
 from sopilot.author.similar import sections_from
 from sopilot.author.stale import StaleSop, stale_sops, without_dates
-from sopilot.index.embedder import covered_min_dense_for
 from sopilot.index.querylog import QueryLog
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=KNOWN_QUERY_ONLY)
@@ -292,7 +291,7 @@ async def get_gaps(
     log = _log(state.querylog)
     start, end = _window(since, until)
     params = GapParams(
-        distance_threshold=threshold, weak_below=covered_min_dense_for(state.settings), min_size=min_size
+        distance_threshold=threshold, weak_below=engine.retriever.params.covered_min_dense, min_size=min_size
     )
     clusters = await run_in_threadpool(
         lambda: find_gaps(
@@ -351,7 +350,7 @@ async def get_daily(
             settings.kb_dir,
             ignore=tuple(settings.ignore),
             max_file_bytes=settings.max_file_bytes,
-            gap_params=GapParams(weak_below=covered_min_dense_for(settings)),
+            gap_params=GapParams(weak_below=engine.retriever.params.covered_min_dense),
             new_gap_days=settings.new_gap_days,
         )
 
