@@ -9,7 +9,7 @@ import pytest
 
 from sopilot.cli.main import main
 from sopilot.core.settings import Settings
-from sopilot.eval.beir import doc_file, doc_id_of, load_beir, mrr_at_k, ndcg_at_k, recall_at_k, run_beir
+from sopilot.eval.beir import beir_settings, doc_file, doc_id_of, load_beir, mrr_at_k, ndcg_at_k, recall_at_k, run_beir
 from sopilot.eval.compare import compare_runs
 from sopilot.eval.evaluate import evaluate
 from sopilot.eval.runner import read_run
@@ -168,7 +168,7 @@ def test_beir_run_on_a_tiny_dataset(tmp_path: Path, embedder) -> None:
     )
     (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\t2\t1\nq2\t1\t1\n")
     assert len(load_beir(data).queries) == 2
-    settings = Settings(index_dir=tmp_path / "index")
+    settings = beir_settings(data, Settings(index_dir=tmp_path / "index"))
     scores = run_beir(data, settings, embedder, progress=False)
     assert scores["documents"] == 3 and scores["queries"] == 2 and scores["ndcg@10"] == 1.0
     again = run_beir(data, settings, embedder, progress=False)

@@ -175,6 +175,20 @@ def test_auto_question_model_is_the_index_folders_when_trained_for_this_embedder
     assert "trained for documents embedded by 'another-embedder'" in caplog.text
 
 
+def test_a_beir_run_finds_the_question_model_trained_on_its_own_index(tmp_path: Path) -> None:
+    from sopilot.eval.beir import beir_settings
+    from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, query_model_for
+
+    settings = Settings(kb_dir=tmp_path, index_dir=tmp_path / "index")
+    bench = beir_settings(tmp_path / "scifact", settings)
+    assert bench.index_dir == tmp_path / "index" / "beir" / "scifact" / "index"
+    folder = bench.index_dir / QUERY_MODEL_FOLDER
+    folder.mkdir(parents=True)
+    (folder / TRAINED_FILE).write_text(json.dumps({"documents": settings.embedder}), encoding="utf-8")
+    assert query_model_for(settings) is None, "the KB's own index has no question model"
+    assert query_model_for(bench) == str(folder.resolve())
+
+
 def test_the_coverage_threshold_moves_onto_the_question_models_scale(tmp_path: Path) -> None:
     from sopilot.core.settings import DEFAULT_COVERED_MIN_DENSE
     from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, covered_min_dense_for

@@ -191,11 +191,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_beir_cmd(args: argparse.Namespace) -> int:
-    from sopilot.eval.beir import run_beir
+    from sopilot.eval.beir import beir_settings, run_beir
 
-    settings = load_settings(args)
+    bench = beir_settings(args.folder, load_settings(args))
     quiet_libraries()
-    scores = run_beir(args.folder, settings, load_embedder(settings), progress=not args.quiet)
+    scores = run_beir(args.folder, bench, load_embedder(bench), progress=not args.quiet)
     if args.json:
         print_json(scores)
     else:

@@ -25,6 +25,8 @@ from sopilot.index.embedder import Embedder
 from sopilot.ingest.run import run_ingest
 from sopilot.retrieval.search import open_retriever
 
+DEPTH = 100  # documents ranked per query (Recall@100)
+
 
 @dataclass(frozen=True, slots=True)
 class BeirData:
@@ -121,24 +123,30 @@ def ranked_docs(paths: list[str], depth: int) -> list[str]:
     return list(seen)[:depth]
 
 
-def run_beir(
-    folder: Path, settings: Settings, embedder: Embedder, *, depth: int = 100, progress: bool = True
-) -> dict[str, Any]:
-    """Ingest and query a BEIR data set; return its scores and timings."""
-    data = load_beir(folder)
+def beir_settings(folder: Path, settings: Settings) -> Settings:
+    """The settings a BEIR data set runs under: its own KB and index folder under
+    ``SOPILOT_INDEX_DIR/beir/NAME``, its own collection, every file indexed, searches deep enough for
+    Recall@100. An embedder made from them (``embedder_for``) finds a question model trained on that index."""
     name = folder.resolve().name
     work = settings.index_dir / "beir" / name
-    kb = work / "docs"
-    materialize(data, kb)
-    bench = settings.model_copy(
+    return settings.model_copy(
         update={
-            "kb_dir": kb,
+            "kb_dir": work / "docs",
             "index_dir": work / "index",
             "collection": f"beir-{name}",
-            "max_k": depth * 3,
+            "max_k": DEPTH * 3,
             "ignore": [],
         }
     )
+
+
+def run_beir(
+    folder: Path, bench: Settings, embedder: Embedder, *, depth: int = DEPTH, progress: bool = True
+) -> dict[str, Any]:
+    """Ingest and query a BEIR data set under ``bench`` (``beir_settings``); return its scores and timings."""
+    data = load_beir(folder)
+    name = folder.resolve().name
+    materialize(data, bench.kb_dir)
     started = time.perf_counter()
     report = run_ingest(bench, embedder, progress=progress)
     ingest_s = time.perf_counter() - started
