@@ -17,6 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=int, default=2, help="passes over the mined questions (embedder step)")
     p.add_argument("--max-pairs", type=int, default=4000, help="mined questions at most (embedder step)")
+    p.add_argument(
+        "--written",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the configured language model (SOPILOT_LLM_*) writes a question for each of N sections, cached in "
+        "the index folder (embedder step; default 0: none)",
+    )
     add_common(p)
     p.set_defaults(func=run)
 
@@ -33,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         load_embedder(settings),
         steps,
         open_embedder=load_embedder,
-        plan=EmbedderTraining(max_pairs=args.max_pairs, epochs=args.epochs),
+        plan=EmbedderTraining(max_pairs=args.max_pairs, epochs=args.epochs, written=args.written),
         progress=not args.quiet,
     )
     if args.json:

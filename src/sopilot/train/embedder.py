@@ -28,8 +28,10 @@ from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, Embedder, r
 from sopilot.index.store import VectorStore, make_client
 from sopilot.train.answerability import Mined, active_sops, roughen
 from sopilot.train.pairs import Pair, mine_pairs
+from sopilot.train.written import written_pairs
 
 log = logging.getLogger(__name__)
+WRITTEN_MAX_TOKENS = 64  # a written question is one line
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class EmbedderTraining:
     map_questions: int = 1500  # roughened questions whose best similarities map the coverage threshold
     threads: int = 2
     seed: int = 0
+    written: int = 0  # sections whose question the configured language model writes (``sopilot.train.written``)
 
 
 def model_folder(index_dir: Path) -> Path:
@@ -67,6 +70,15 @@ def train_query_embedder(
     set_offline()
     sops = active_sops(settings, embedder)
     pairs = mine_pairs(sops, plan.max_pairs, plan.seed)
+    written: dict[str, int] | None = None
+    if plan.written:
+        from sopilot.draft.llm import describe_llm, load_llm
+
+        short = settings.model_copy(update={"llm_max_tokens": WRITTEN_MAX_TOKENS})
+        extra, written = written_pairs(
+            sops, load_llm(short), describe_llm(short), settings.index_dir, plan.written, progress=progress
+        )
+        pairs += extra
     store = VectorStore.open(make_client(settings), settings.collection, embedder.name, embedder.dimension)
     _, metas, vectors = store.all_vectors()
     links = [f"{m.get('path', '')}#{m.get('anchor', '')}" for m in metas]
@@ -110,6 +122,7 @@ def train_query_embedder(
         "folder": str(folder),
         "questions": len(train_pairs),
         "kinds": _count(p.kind for p in train_pairs),
+        **({"written": written} if written is not None else {}),
         "sections": len(sections) - len(held),
         "chunks": len(links),
         "held_out_sections": len(held),
