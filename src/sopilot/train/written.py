@@ -51,7 +51,8 @@ MIN_WORDS, MAX_WORDS = 4, 40
 
 
 def asked_sections(sops: Sequence[Sop]) -> list[tuple[str, str]]:
-    """(``path#anchor``, passage) of every section a user's question lands on, in a fixed order; the passage
+    """(``path#anchor``, passage) of every section a user's question lands on, in a fixed order that spreads
+    any first N over the whole KB (by a hash of the section's link, not by folder); the passage
     is the section's heading path (from the SOP's title down) and its text, cut to ``PASSAGE_CHARS``."""
     sections: dict[str, list[str]] = {}
     for sop in sops:
@@ -62,7 +63,8 @@ def asked_sections(sops: Sequence[Sop]) -> list[tuple[str, str]]:
             if key not in sections:
                 sections[key] = [" > ".join(chunk.heading_path) or sop.meta.title]
             sections[key].append(chunk.text)
-    return [(key, " ".join(" ".join(parts).split())[:PASSAGE_CHARS]) for key, parts in sorted(sections.items())]
+    spread = sorted(sections.items(), key=lambda item: hashlib.sha256(item[0].encode()).hexdigest())
+    return [(key, " ".join(" ".join(parts).split())[:PASSAGE_CHARS]) for key, parts in spread]
 
 
 def clean_question(reply: str) -> str | None:
