@@ -138,6 +138,38 @@ def _side(chroma_url: str) -> Any:
     return client.get_collection("sopilot.generation") if "sopilot.generation" in names else None
 
 
+def _rows_of(path: Path) -> list[tuple]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT chunk_id, title, heading, body, path, status, tags FROM chunks ORDER BY 1").fetchall()
+    finally:
+        db.close()
+
+
+def _lexical_rows(index: Path, generation: str) -> list[tuple]:
+    return _rows_of(index / "replica-lexical" / f"sopilot-{generation}.sqlite3")
+
+
+def _rebuilt_rows(chroma_url: str, index: Path) -> list[tuple]:
+    from sopilot.core.settings import Settings
+    from sopilot.index.folder import open_lexical
+    from sopilot.index.store import VectorStore, make_client
+    from sopilot.ingest.run import fill_lexical
+
+    settings = Settings(index_dir=index.parent / "full-rebuild", chroma_url=chroma_url)
+    collection = make_client(settings).get_collection("sopilot", embedding_function=None)
+    meta = collection.metadata or {}
+    store = VectorStore(collection, str(meta["sopilot_embedder"]), int(meta["sopilot_dimension"]))
+    lexical = open_lexical(settings, settings.index_dir / "sopilot-full.sqlite3")
+    try:
+        fill_lexical(lexical, store)
+    finally:
+        lexical.close()
+    return _rows_of(settings.index_dir / "sopilot-full.sqlite3")
+
+
 def _lease_held(chroma_url: str) -> bool:
     side = _side(chroma_url)
     return side is not None and bool(side.get(ids=["ingest-lease"])["ids"])
@@ -188,6 +220,9 @@ def test_an_ingest_through_one_replica_is_served_by_the_other(cluster) -> None:
     assert top["path"] == NEW_SOP and {"dense", "lexical"} <= set(top["scores"])
     edited_hits = _search_at(b, "okta verify push notification not arriving", second["generation"])["passages"]
     assert {p["chunk_id"] for p in edited_hits} <= after and not {p["chunk_id"] for p in edited_hits} & vanished
+    # B updated a copy of its first lexical file from the published delta: the rows a full rebuild gives.
+    assert f"lexical index of generation {second['generation']} updated" in b["log"].read_text()
+    assert _lexical_rows(b["index"], second["generation"]) == _rebuilt_rows(chroma_url, b["index"])
 
     # Another edit, ingested through B (whose folder never ingested): only the changed chunk is embedded.
     (kb / NEW_SOP).write_text(sop("T-BIL-900", "Zephyrine credits", body + "\n3. Note the florvex number."))

@@ -11,12 +11,15 @@ changed. Where it lives follows the store:
   most every ``SOPILOT_MARKER_POLL_SECONDS``, so requests do not each cost a round trip.
 
 The side collection holds records SOPilot writes itself, each with a one-dimensional vector it supplies (never
-Chroma's default embedding function): the marker here, and the ingest lease (``lease.py``).
+Chroma's default embedding function): the marker here, the ingest lease (``lease.py``), and with each generation
+its ``Delta`` (the chunk ids that ingest wrote or deleted, and the generation it applies to) so a replica one or
+a few generations behind updates a copy of its lexical index instead of rebuilding it (``ingest/replica.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -33,6 +36,10 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 MARKER_ID = "generation"
+OPEN_ID = "ingest-open"  # written when a shared ingest starts, deleted when it publishes: left over = it crashed
+DELTA_PREFIX = "delta-"
+KEEP_DELTAS = 8  # the newest deltas kept in the side collection: a replica further behind rebuilds
+MAX_DELTA_IDS = 20_000  # a larger change is published as "rebuild" (a copy and 20,000 reads cost about as much)
 # Every side record's vector (one record per call): the side collection is read by id, never searched.
 SIDE_VECTOR: list[Sequence[float]] = [[1.0]]
 
@@ -47,13 +54,22 @@ class Generation:
     kb_version: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What the ingest that made a generation changed: every chunk id it wrote or deleted in the store, and the
+    generation it started from. ``ids`` is None when the change is unknown or too large (rebuild instead)."""
+
+    previous: str
+    ids: tuple[str, ...] | None
+
+
 class GenerationMarker(Protocol):
     def read(self, *, fresh: bool = False) -> Generation:
         """The current generation; ``fresh`` skips any poll interval (after this process's own ingest)."""
         ...
 
-    def bump(self, *, probe: str = "", kb_version: str = "") -> Generation:
-        """Write a new generation and return it."""
+    def bump(self, *, probe: str = "", kb_version: str = "", delta: Delta | None = None) -> Generation:
+        """Write a new generation (with a Chroma server, after its ``delta`` when given) and return it."""
         ...
 
 
@@ -66,7 +82,7 @@ class FileMarker:
     def read(self, *, fresh: bool = False) -> Generation:
         return Generation(*read_marker(self._dir))
 
-    def bump(self, *, probe: str = "", kb_version: str = "") -> Generation:
+    def bump(self, *, probe: str = "", kb_version: str = "", delta: Delta | None = None) -> Generation:
         value = bump_generation(self._dir, probe=probe, kb_version=kb_version)
         return Generation(value, probe, kb_version)
 
@@ -130,13 +146,52 @@ class StoreMarker:
             self._cached, self._read_at = generation, time.monotonic()
             return generation
 
-    def bump(self, *, probe: str = "", kb_version: str = "") -> Generation:
+    def bump(self, *, probe: str = "", kb_version: str = "", delta: Delta | None = None) -> Generation:
         generation = Generation(uuid.uuid4().hex, probe, kb_version)
         metadata = {"value": generation.value, "probe": probe, "kb": kb_version}
         with self._lock:
+            if delta is not None:
+                self._write_delta(generation.value, delta)
             self._side().upsert(ids=[MARKER_ID], embeddings=SIDE_VECTOR, metadatas=[metadata])  # type: ignore[list-item]
             self._cached, self._read_at = generation, time.monotonic()
         return generation
+
+    def _write_delta(self, value: str, delta: Delta) -> None:
+        ids = None if delta.ids is None or len(delta.ids) > MAX_DELTA_IDS else list(delta.ids)
+        document = json.dumps({"previous": delta.previous, "ids": ids})
+        metadata = {"kind": "delta", "previous": delta.previous, "at": time.time()}
+        side = self._side()
+        side.upsert(ids=[DELTA_PREFIX + value], embeddings=SIDE_VECTOR, documents=[document], metadatas=[metadata])  # type: ignore[list-item]
+        kept = side.get(where={"kind": "delta"}, include=["metadatas"])
+        rows = zip(kept["ids"], kept["metadatas"] or [], strict=True)
+        dated = sorted(rows, key=lambda r: -float(str(r[1].get("at", 0))))
+        if len(dated) > KEEP_DELTAS:
+            side.delete(ids=[rid for rid, _ in dated[KEEP_DELTAS:]])
+
+    def delta(self, value: str) -> Delta | None:
+        """The delta that made generation ``value``, or None when it was not published or no longer kept."""
+        got = self._side().get(ids=[DELTA_PREFIX + value], include=["documents"])
+        documents = got["documents"] or []
+        if not documents or not documents[0]:
+            return None
+        data = json.loads(documents[0])
+        ids = data.get("ids")
+        return Delta(str(data.get("previous", "")), None if ids is None else tuple(ids))
+
+    def open_ingest(self, previous: str) -> bool:
+        """Note that an ingest starts writing the store at generation ``previous``. Returns False when an
+        earlier ingest from that same generation wrote without publishing (it crashed): its writes are not in
+        any delta, so the next generation's delta must say "rebuild"."""
+        side = self._side()
+        got = side.get(ids=[OPEN_ID], include=["metadatas"])
+        metas = got["metadatas"] or []
+        clean = not metas or (metas[0] or {}).get("previous") != previous
+        side.upsert(ids=[OPEN_ID], embeddings=SIDE_VECTOR, metadatas=[{"previous": previous}])  # type: ignore[list-item]
+        return clean
+
+    def close_ingest(self) -> None:
+        """The ingest published its generation (or wrote nothing): no unpublished writes are left."""
+        self._side().delete(ids=[OPEN_ID])
 
 
 def marker_for(settings: Settings) -> GenerationMarker:

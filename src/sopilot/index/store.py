@@ -274,6 +274,33 @@ class PinnedStore(VectorStore):
         return [(cid, dist) for cid, dist in found if cid in self._pinned][:n]
 
 
+class RecordingStore(VectorStore):
+    """A store that notes every chunk id it writes or deletes (``touched``): what one ingest changed, published
+    with its generation so other replicas update their lexical index from those chunks alone."""
+
+    def __init__(self, store: VectorStore) -> None:
+        super().__init__(store._collection, store.embedder_name, store.dimension)
+        self.touched: set[str] = set()
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        self.touched.update(ids)
+        super().upsert(ids, embeddings, texts, metadatas)
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        self.touched.update(ids)
+        super().update_metadata(ids, metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.touched.update(ids)
+        super().delete(ids)
+
+
 def _pages(items: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), _PAGE):
         yield items[start : start + _PAGE]

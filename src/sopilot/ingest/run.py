@@ -2,8 +2,9 @@
 
 With a Chroma server (``SOPILOT_CHROMA_URL``) several replicas share the store but each has its own index
 folder: the run then also holds the server's ingest lease (``index/lease.py``), publishes the generation in
-the server (``index/generation.py``), and first brings this folder's manifest and lexical index in step with
-the store when another replica's ingest came after this folder's last one.
+the server (``index/generation.py``) with its delta (the chunk ids it wrote or deleted), and first brings this
+folder's manifest and lexical index in step with the store when another replica's ingest came after this
+folder's last one.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from sopilot.core.errors import SopilotError
 from sopilot.core.settings import Settings
 from sopilot.index.embedder import Embedder
 from sopilot.index.folder import index_write_error, ingest_lock, open_lexical
-from sopilot.index.generation import Generation, GenerationMarker, marker_for
+from sopilot.index.generation import Delta, Generation, GenerationMarker, StoreMarker, marker_for
 from sopilot.index.lease import StoreLease, store_lease
 from sopilot.index.lexical import LexicalIndex, to_lexical
-from sopilot.index.store import VectorStore, make_client
+from sopilot.index.store import RecordingStore, VectorStore, make_client
 from sopilot.ingest.manifest import IN_STEP_KEY, Manifest, records_from_store
 from sopilot.ingest.sync import IngestReport, Syncer
 
@@ -70,20 +71,25 @@ def _sync(
     manifest = Manifest(settings.index_dir / MANIFEST_FILE)
     lexical = open_lexical(settings)
     shared = settings.chroma_url is not None
+    published_clean = True
     try:
+        if shared and isinstance(marker, StoreMarker):  # before any write, the drop of a rebuild too
+            published_clean = marker.open_ingest(marker.read(fresh=True).value)
         if rebuild:
             VectorStore.drop(client, settings.collection)
             manifest.clear()
             lexical.clear()
         store = VectorStore.open(client, settings.collection, embedder.name, embedder.dimension)
+        recorder: RecordingStore | None = None
         if shared:
             generation = marker.read(fresh=True)
             if not rebuild:
                 _catch_up(manifest, lexical, store, generation)
             manifest.set(IN_STEP_KEY, "")  # until this run finishes, the folder is in step with no generation
+            recorder = RecordingStore(store)
         syncer = Syncer(
             settings.kb_dir,
-            store,
+            recorder or store,
             manifest,
             embedder,
             max_file_bytes=settings.max_file_bytes,
@@ -94,11 +100,17 @@ def _sync(
             progress=progress,
         )
         report = syncer.run()
-        if rebuild or report.added or report.updated or report.removed:
+        if rebuild or report.added or report.updated or report.removed or not published_clean:
             if lease is not None:
                 lease.check()
-            generation = marker.bump(probe=report.probe, kb_version=report.kb_version)
+            delta = None
+            if recorder is not None:
+                known = not rebuild and published_clean and generation.value
+                delta = Delta(generation.value, tuple(sorted(recorder.touched)) if known else None)
+            generation = marker.bump(probe=report.probe, kb_version=report.kb_version, delta=delta)
         if shared:
+            if isinstance(marker, StoreMarker):
+                marker.close_ingest()
             manifest.set(IN_STEP_KEY, generation.value)
         return report
     finally:
