@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sopilot.core.errors import IngestRunningError
+from sopilot.core.errors import ConfigError, IngestRunningError
 from sopilot.core.settings import Settings
 from sopilot.index.generation import StoreMarker, side_collection, side_collection_name
 from sopilot.index.lease import LEASE_ID, LeaseLostError, StoreLease
@@ -129,3 +129,13 @@ def test_a_folder_behind_the_store_is_refreshed_in_place(side, tmp_path) -> None
     assert [cid for cid, _ in lexical.search("florvex relay", 3)] == ["edited"]
     assert lexical.search("older text", 3) == [] and lexical.search("zephyrine", 3)[0][0] == "added"
     lexical.close()
+
+
+def test_a_rebuild_of_a_shared_collection_is_refused_before_anything_is_touched(tmp_path: Path, embedder) -> None:
+    from sopilot.ingest.run import run_ingest
+
+    settings = Settings(kb_dir=tmp_path / "kb", index_dir=tmp_path / "index", chroma_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="SOPILOT_COLLECTION=NEW sopilot ingest --index NEW_DIR") as refused:
+        run_ingest(settings, embedder, rebuild=True, progress=False)
+    assert "http://127.0.0.1:9" in str(refused.value) and "docs/deploy.md" in str(refused.value)
+    assert not (tmp_path / "index").exists()  # refused before the lock, the manifest or the server

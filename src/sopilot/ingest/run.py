@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sopilot.core.errors import SopilotError
+from sopilot.core.errors import ConfigError, SopilotError
 from sopilot.core.settings import Settings
 from sopilot.index.embedder import Embedder
 from sopilot.index.folder import index_write_error, ingest_lock, open_lexical
@@ -34,7 +34,16 @@ def run_ingest(settings: Settings, embedder: Embedder, *, rebuild: bool = False,
     Holds the index folder's ingest lock (and, with a Chroma server, its ingest lease): a second ingest at once
     raises ``IngestRunningError``. When the index changed, writes a new generation marker so serving processes
     reopen it. Raises IndexWriteError when the index folder cannot be written (disk full, read-only): the sync
-    stops where it was, what the index held stays searchable, and the next run after the fix finishes the job."""
+    stops where it was, what the index held stays searchable, and the next run after the fix finishes the job.
+    ``rebuild`` with a Chroma server raises ConfigError: dropping the shared collection would leave every
+    replica answering errors until it is embedded again."""
+    if rebuild and settings.chroma_url:
+        raise ConfigError(
+            f"a rebuild would drop the collection {settings.collection!r} that every replica of the Chroma server "
+            f"at {settings.chroma_url} serves from, and they would answer errors until it is embedded again. "
+            "Build a new collection beside it instead (SOPILOT_COLLECTION=NEW sopilot ingest --index NEW_DIR), then "
+            "switch the replicas to it: docs/deploy.md, 'Changing the embedder or rebuilding'"
+        )
     try:
         with ingest_guard(settings) as lease:
             return _sync(settings, embedder, marker_for(settings), lease, rebuild=rebuild, progress=progress)
