@@ -161,6 +161,13 @@ class Settings(BaseSettings):
         description="Threads that embed one question (they sleep rather than spin while waiting). 2 cuts the "
         "time by about 40% on an idle 2-core machine; 1 leaves more to other questions served at once.",
     )
+    query_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="Precision of the model that embeds questions: `int8` runs an int8 copy of it (the ONNX "
+        "export quantized with onnxruntime's quantize_dynamic and cached beside it, or with SOPILOT_RUNTIME=torch "
+        "its Linear layers quantized), about half the CPU of a question; documents are always embedded in fp32, "
+        "so the index does not change (docs/scale.md, 'A cheaper question encoder').",
+    )
     query_cache: int = Field(
         1024,
         ge=0,

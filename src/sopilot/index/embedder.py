@@ -73,8 +73,11 @@ class SentenceTransformerEmbedder:
     With ``runtime`` "onnx" (the default) questions and documents are embedded by ONNX Runtime from an export
     of the same model, checked to agree with it and kept in ``onnx_cache``: once it is there, no process loads
     PyTorch to embed. The export is made at the first text to embed; PyTorch embeds when ``runtime`` is "torch"
-    or the model cannot be exported (logged). Dimension, window and token counts come from the model folder's
-    files, so a process that embeds nothing (a sync with nothing new) loads no model at all.
+    or the model cannot be exported (logged). With ``query_precision`` "int8", questions (never documents) go
+    through an int8 copy of the model: the ONNX export quantized (``open_int8_encoder``), or on PyTorch the
+    Linear layers of a copy of the model (``torch.ao.quantization.quantize_dynamic``). Dimension, window and
+    token counts come from the model folder's files, so a process that embeds nothing (a sync with nothing new)
+    loads no model at all.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SentenceTransformerEmbedder:
         onnx_cache: Path | None = None,
         query_threads: int = 2,
         query_cache: int = 0,
+        query_precision: str = "fp32",
     ) -> None:
         set_offline()
         path = resolve_model_path(name)
@@ -100,6 +104,9 @@ class SentenceTransformerEmbedder:
         self._opening = threading.Lock()
         self._loading = threading.Lock()
         self._model: SentenceTransformer | None = None
+        self._int8 = query_precision == "int8"
+        self._query_onnx: OnnxEncoder | None = None  # the int8 export, opened at the first question
+        self._query_torch: SentenceTransformer | None = None  # the int8 PyTorch copy, likewise
         # Question vectors by the exact text embedded: the model alone decides a vector, so no index change
         # makes one stale. functools' LRU is thread-safe; two threads may embed the same new question once each.
         self._remembered = functools.lru_cache(maxsize=query_cache)(self._embed_query) if query_cache > 0 else None
@@ -172,12 +179,42 @@ class SentenceTransformerEmbedder:
 
     def _run_query(self, text: str) -> np.ndarray:
         if self.runtime == "onnx" and self._onnx is not None:
-            return self._onnx.encode([window(text, self.max_tokens)], "query")[0]
+            return self._question_encoder(self._onnx).encode([window(text, self.max_tokens)], "query")[0]
+        model = self._question_model() if self._int8 else self.model
         with _torch_threads(self._query_threads):
-            vector = self.model.encode_query(
-                window(text, self.max_tokens), normalize_embeddings=True, convert_to_numpy=True
-            )
+            vector = model.encode_query(window(text, self.max_tokens), normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vector, dtype=np.float32)
+
+    def _question_encoder(self, fp32: OnnxEncoder) -> OnnxEncoder:
+        """The export questions go through: ``fp32``, or its int8 copy (fp32 when that cannot be made, logged)."""
+        if not self._int8:
+            return fp32
+        if self._query_onnx is None:
+            with self._opening:
+                if self._query_onnx is None:
+                    from sopilot.index.onnx_encoder import open_int8_encoder
+
+                    try:
+                        self._query_onnx = open_int8_encoder(self._path, self._onnx_cache, fp32, self._query_threads)
+                    except (ConfigError, ImportError) as exc:
+                        log.warning("questions are embedded in fp32: %s", exc)
+                        self._query_onnx = fp32
+        return self._query_onnx
+
+    def _question_model(self) -> SentenceTransformer:
+        """A copy of the PyTorch model with its Linear layers quantized to int8 (documents keep the model)."""
+        if self._query_torch is None:
+            with self._loading:
+                if self._query_torch is None:
+                    import copy
+
+                    import torch
+                    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+                    self._query_torch = quantize_dynamic(
+                        copy.deepcopy(self.model), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+                    )
+        return self._query_torch
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces without the special tokens the model adds (callers reserve those)."""
@@ -333,9 +370,10 @@ def load_embedder(
     query_threads: int = 2,
     query_model: str | None = None,
     query_cache: int = 0,
+    query_precision: str = "fp32",
 ) -> Embedder:
     """The embedder ``name``; with ``query_model`` (a folder ``sopilot train`` wrote for this embedder),
-    questions are embedded by that model instead."""
+    questions are embedded by that model instead; ``query_precision`` "int8" embeds them with an int8 copy."""
     documents = SentenceTransformerEmbedder(
         name,
         device=device,
@@ -344,6 +382,7 @@ def load_embedder(
         onnx_cache=onnx_cache,
         query_threads=query_threads,
         query_cache=0 if query_model else query_cache,
+        query_precision="fp32" if query_model else query_precision,
     )
     if not query_model:
         return documents
@@ -362,6 +401,7 @@ def load_embedder(
         onnx_cache=onnx_cache,
         query_threads=query_threads,
         query_cache=query_cache,
+        query_precision=query_precision,
     )
     return QueryTunedEmbedder(documents, queries)
 
@@ -427,4 +467,5 @@ def embedder_for(settings: Settings) -> Embedder:
         query_threads=settings.query_threads,
         query_model=query_model_for(settings),
         query_cache=settings.query_cache,
+        query_precision=settings.query_precision,
     )
