@@ -204,6 +204,7 @@ class SentenceTransformerEmbedder:
     def _question_model(self) -> SentenceTransformer:
         """A copy of the PyTorch model with its Linear layers quantized to int8 (documents keep the model)."""
         if self._query_torch is None:
+            fp32 = self.model  # loaded first: it takes the same lock
             with self._loading:
                 if self._query_torch is None:
                     import copy
@@ -212,7 +213,7 @@ class SentenceTransformerEmbedder:
                     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
                     self._query_torch = quantize_dynamic(
-                        copy.deepcopy(self.model), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+                        copy.deepcopy(fp32), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
                     )
         return self._query_torch
 

@@ -7,8 +7,10 @@ folder gets a 400 or 404 JSON error and is never read.
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -69,8 +71,25 @@ async def get_sops(state: StateDep, _: Agent) -> SopList:
     return SopList(sops=[SopSummaryPublic.of(s) for s in found])
 
 
+# What the route accepts, stated in the OpenAPI schema: relative segments that do not start with a dot, no
+# backslash or NUL, ending in .md or .markdown (any case). The route's own check (``resolve_sop_path``) stays
+# the authority and answers 400 with what to fix for anything else; a well-formed path names an SOP or gets 404.
+_SEGMENT = r"[^/\\.\x00-\x1f][^/\\\x00-\x1f]*"
+SOP_PATH_PATTERN = rf"^({_SEGMENT}/+)*{_SEGMENT}\.([mM][dD]|[mM][aA][rR][kK][dD][oO][wW][nN])$"
+
+
 @router.get("/{path:path}", response_model=SopPublic, responses=error_responses(400, 401, 403, 404, 422, 429))
-async def get_sop(path: str, state: StateDep, _: Agent) -> SopPublic:
+async def get_sop(
+    path: Annotated[
+        str,
+        PathParam(
+            description="The SOP's path relative to the KB folder, e.g. access/sso-login-failures.md",
+            json_schema_extra={"pattern": SOP_PATH_PATTERN},
+        ),
+    ],
+    state: StateDep,
+    _: Agent,
+) -> SopPublic:
     """One SOP rendered to safe HTML, its headings with the anchors passages link to."""
     settings = state.settings
     view = await run_in_threadpool(
