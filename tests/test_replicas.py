@@ -22,6 +22,7 @@ import httpx
 import pytest
 from benchmarks.api_load import free_port, wait_ready
 from tests.conftest import ROOT, sop
+from tests.test_ingest_replica_delta import _rows
 
 pytestmark = pytest.mark.slow
 
@@ -138,21 +139,11 @@ def _side(chroma_url: str) -> Any:
     return client.get_collection("sopilot.generation") if "sopilot.generation" in names else None
 
 
-def _rows_of(path: Path) -> list[tuple]:
-    import sqlite3
-
-    db = sqlite3.connect(path)
-    try:
-        return db.execute("SELECT chunk_id, title, heading, body, path, status, tags FROM chunks ORDER BY 1").fetchall()
-    finally:
-        db.close()
+def _lexical_rows(index: Path, generation: str) -> tuple[list[tuple], list[tuple]]:
+    return _rows(index / "replica-lexical" / f"sopilot-{generation}.sqlite3")
 
 
-def _lexical_rows(index: Path, generation: str) -> list[tuple]:
-    return _rows_of(index / "replica-lexical" / f"sopilot-{generation}.sqlite3")
-
-
-def _rebuilt_rows(chroma_url: str, index: Path) -> list[tuple]:
+def _rebuilt_rows(chroma_url: str, index: Path) -> tuple[list[tuple], list[tuple]]:
     from sopilot.core.settings import Settings
     from sopilot.index.folder import open_lexical
     from sopilot.index.store import VectorStore, make_client
@@ -167,7 +158,7 @@ def _rebuilt_rows(chroma_url: str, index: Path) -> list[tuple]:
         fill_lexical(lexical, store)
     finally:
         lexical.close()
-    return _rows_of(settings.index_dir / "sopilot-full.sqlite3")
+    return _rows(settings.index_dir / "sopilot-full.sqlite3")
 
 
 def _lease_held(chroma_url: str) -> bool:
