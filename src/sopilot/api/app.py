@@ -26,7 +26,9 @@ from sopilot.api.metrics import Metrics, MetricsMiddleware
 from sopilot.api.routes import ROUTERS
 from sopilot.api.state import AppState
 from sopilot.core.settings import Settings
-from sopilot.index.embedder import Embedder
+from sopilot.index.embedder import Embedder, question_encoder_of
+
+log = logging.getLogger(__name__)
 
 
 class BodyLimit:
@@ -98,7 +100,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        opened = state if state is not None else await run_in_threadpool(AppState.open, settings, embedder, metrics)
+        if state is None:
+            opened = await run_in_threadpool(AppState.open, settings, embedder, metrics)
+            announce_question_encoder(opened)
+        else:  # opened (and announced, if at all) by its owner
+            opened = state
         app.state.sopilot = opened
         try:
             with redacted_server_log():
@@ -122,6 +128,25 @@ def create_app(
         app.include_router(router)
     publish_limits(app, settings)
     return app
+
+
+def announce_question_encoder(state: AppState) -> None:
+    """Say in the server log (and the metrics) what embeds this worker's questions, fallbacks included."""
+    encoder = question_encoder_of(state.embedder, open=False)
+    if encoder is None:
+        log.info("questions: the encoder opens at the first question (GET /readyz names it then)")
+        return
+    state.metrics.encoder_in_use(encoder)
+    if encoder.fallback:
+        log.warning(
+            "questions are embedded by %s (%s), not %s as asked: %s",
+            encoder.label,
+            encoder.model,
+            encoder.requested,
+            encoder.fallback,
+        )
+    else:
+        log.info("questions are embedded by %s (%s)", encoder.label, encoder.model)
 
 
 def publish_limits(app: FastAPI, settings: Settings) -> None:

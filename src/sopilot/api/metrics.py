@@ -1,7 +1,7 @@
 """Prometheus metrics: requests and their latency by route, the index's size, how often the SOPs covered a
-question. Each app has its own registry (no global state); with several workers, ``sopilot serve`` sets
-``PROMETHEUS_MULTIPROC_DIR`` and every worker's figures are summed at scrape time (prometheus-client's
-multiprocess mode).
+question, what embeds the questions. Each app has its own registry (no global state); with several workers,
+``sopilot serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` and every worker's figures are summed at scrape time
+(prometheus-client's multiprocess mode).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sopilot.index.embedder import QuestionEncoder
 
 BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -47,6 +49,21 @@ class Metrics:
             ["kind", "covered"],
             registry=self.registry,
         )
+
+        self.question_encoder = Gauge(
+            "sopilot_question_encoder",
+            "1 for what embeds this server's questions: encoder (onnx, onnx-int8, torch, torch-int8), the one "
+            "asked for, and whether it fell back from it",
+            ["model", "encoder", "requested", "fallback"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def encoder_in_use(self, encoder: QuestionEncoder | None) -> None:
+        """Publish what embeds the questions (nothing until it is known)."""
+        if encoder is not None:
+            fallback = "true" if encoder.fallback else "false"
+            self.question_encoder.labels(encoder.model, encoder.label, encoder.requested, fallback).set(1)
 
     def covered(self, kind: str, covered: bool | None) -> None:
         self.coverage.labels(kind, "true" if covered else "false").inc()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from sopilot.author.findings import Finding
 from sopilot.core.types import Citation, Draft, Passage
+from sopilot.index.embedder import QuestionEncoder
 from sopilot.ingest.sync import IngestReport
 from sopilot.retrieval.search import MAX_QUERY_CHARS, SearchResult
 
@@ -297,6 +298,19 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class QuestionEncoderInfo(BaseModel):
+    """What embeds this worker's questions, and whether it is what the settings asked for."""
+
+    encoder: str = Field(description="onnx, onnx-int8, torch or torch-int8: runtime and precision as they run")
+    model: str = Field(description="the question model: a packaged model's name or its folder's name")
+    requested: str = Field(description="the encoder SOPILOT_RUNTIME and SOPILOT_QUERY_PRECISION asked for")
+    fallback: str = Field("", description="why the encoder is not the one asked for (empty when it is)")
+
+    @classmethod
+    def of(cls, encoder: QuestionEncoder) -> QuestionEncoderInfo:
+        return cls(encoder=encoder.label, model=encoder.model, requested=encoder.requested, fallback=encoder.fallback)
+
+
 class Readiness(BaseModel):
     status: Literal["ready"]
     chunks: int
@@ -304,6 +318,9 @@ class Readiness(BaseModel):
     generation: str
     drafter: str
     keys_required: bool
+    question_encoder: QuestionEncoderInfo | None = Field(
+        None, description="what embeds the questions of the worker that answered (null for an embedder that cannot say)"
+    )
 
 
 def as_json(model: BaseModel) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -42,6 +43,39 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class QuestionEncoder:
+    """What embeds a process's questions, for people to check: ``label`` is "onnx", "onnx-int8", "torch" or
+    "torch-int8"; ``requested`` the label the settings asked for; ``fallback`` why they differ ("" when not)."""
+
+    model: str
+    runtime: str
+    precision: str
+    requested: str
+    fallback: str = ""
+
+    @property
+    def label(self) -> str:
+        return encoder_label(self.runtime, self.precision)
+
+
+def encoder_label(runtime: str, precision: str) -> str:
+    return runtime if precision == "fp32" else f"{runtime}-{precision}"
+
+
+@runtime_checkable
+class DescribesQuestionEncoder(Protocol):
+    """An embedder that can say what embeds its questions (None when none has been opened and ``open`` is
+    False: asking must not load a model as a side effect)."""
+
+    def question_encoder(self, open: bool = True) -> QuestionEncoder | None: ...
+
+
+def question_encoder_of(embedder: Embedder, open: bool = True) -> QuestionEncoder | None:
+    """What embeds ``embedder``'s questions; None when it cannot say (a test double) or has not opened it."""
+    return embedder.question_encoder(open) if isinstance(embedder, DescribesQuestionEncoder) else None
 
 
 def set_offline() -> None:
@@ -101,6 +135,8 @@ class SentenceTransformerEmbedder:
         self._onnx_cache = onnx_cache
         self._onnx: OnnxEncoder | None = None
         self._runtime: str | None = None if runtime == "onnx" else "torch"  # None: not opened yet
+        self._requested = encoder_label(runtime, query_precision)
+        self._fallbacks: list[str] = []  # why questions are not embedded as asked, when they are not
         self._opening = threading.Lock()
         self._loading = threading.Lock()
         self._model: SentenceTransformer | None = None
@@ -139,10 +175,12 @@ class SentenceTransformerEmbedder:
         if self._runtime is None:
             with self._opening:
                 if self._runtime is None:
-                    self._onnx = _onnx_or_none(
+                    self._onnx, reason = _onnx_or_none(
                         self._path, self._onnx_cache, lambda: self.model, self.max_tokens, self._query_threads
                     )
                     self._runtime = "onnx" if self._onnx is not None else "torch"
+                    if reason:
+                        self._fallbacks.append(f"runs on PyTorch: {reason}")
         return self._runtime
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -198,8 +236,27 @@ class SentenceTransformerEmbedder:
                         self._query_onnx = open_int8_encoder(self._path, self._onnx_cache, fp32, self._query_threads)
                     except (ConfigError, ImportError) as exc:
                         log.warning("questions are embedded in fp32: %s", exc)
+                        self._fallbacks.append(f"fp32: {exc}")
                         self._query_onnx = fp32
         return self._query_onnx
+
+    def question_encoder(self, open: bool = True) -> QuestionEncoder | None:
+        """What embeds the questions: runtime and precision as they run, what was asked and why they differ.
+        ``open`` opens it (as the first question would) when no question has been embedded yet."""
+        opened = self._runtime is not None and (
+            not self._int8 or (self._query_onnx if self._runtime == "onnx" else self._query_torch) is not None
+        )
+        if not opened and not open:
+            return None
+        runtime = self.runtime
+        precision = "fp32"
+        if runtime == "onnx" and self._onnx is not None:
+            precision = "int8" if self._question_encoder(self._onnx) is not self._onnx else "fp32"
+        elif self._int8:
+            self._question_model()
+            precision = "int8"
+        model = self.name if self.name in PACKAGED_MODELS else self._path.name
+        return QuestionEncoder(model, runtime, precision, self._requested, "; ".join(self._fallbacks))
 
     def _question_model(self) -> SentenceTransformer:
         """A copy of the PyTorch model with its Linear layers quantized to int8 (documents keep the model)."""
@@ -306,14 +363,15 @@ def _token_counter(model: SentenceTransformer) -> Callable[[Sequence[str]], list
 
 def _onnx_or_none(
     path: Path, cache: Path | None, load: Callable[[], SentenceTransformer], max_tokens: int, threads: int
-) -> OnnxEncoder | None:
+) -> tuple[OnnxEncoder | None, str]:
+    """The ONNX encoder, or None with the reason it could not be opened."""
     from sopilot.index.onnx_encoder import open_onnx_encoder
 
     try:
-        return open_onnx_encoder(path, cache, load, max_tokens, threads)
+        return open_onnx_encoder(path, cache, load, max_tokens, threads), ""
     except (ConfigError, ImportError) as exc:
         log.warning("the embedder runs on PyTorch: %s", exc)
-        return None
+        return None, str(exc)
 
 
 TRAINED_FILE = "sopilot_trained.json"  # in a model folder `sopilot train` wrote: what it was trained for
@@ -346,6 +404,9 @@ class QueryTunedEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.documents.count_tokens(texts)
+
+    def question_encoder(self, open: bool = True) -> QuestionEncoder | None:
+        return question_encoder_of(self.queries, open)
 
 
 def _trained_record(folder: Path) -> dict[str, Any]:

@@ -13,8 +13,9 @@ read. Once the export is cached, questions and documents alike are embedded with
 With ``SOPILOT_QUERY_PRECISION=int8`` questions go through an int8 copy of that export
 (``onnxruntime.quantization.quantize_dynamic``: MatMul weights QInt8 per output channel, activations quantized
 at each call), about a third of the CPU of a question on a CPU with VNNI; it is checked against the fp32 export
-on the probes (``MIN_INT8_AGREEMENT``) and cached beside it. Documents always go through the fp32 export, so
-the index does not change.
+on the probes (``MIN_INT8_AGREEMENT``) and cached beside it, under a name with onnxruntime's version (the
+quantizer's output may change with it, so a new onnxruntime quantizes again). Documents always go through the
+fp32 export, so the index does not change.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def open_int8_encoder(model_path: Path, cache_dir: Path | None, fp32: OnnxEncode
 
     Raises ConfigError when the copy cannot be made or disagrees with the fp32 export.
     """
-    cached = _cache_file(model_path, cache_dir, "-int8")
+    cached = _cache_file(model_path, cache_dir, f"-int8-ort{_version('onnxruntime')}")
     max_tokens = fp32.max_tokens
     if cached is not None and cached.is_file():
         try:
@@ -154,7 +155,22 @@ def open_int8_encoder(model_path: Path, cache_dir: Path | None, fp32: OnnxEncode
                 f"the int8 copy of the question model disagrees with it (cosine {agreement:.4f} on {probe[:30]!r}); "
                 "set SOPILOT_QUERY_PRECISION=fp32"
             )
-    return _kept(encoder, graph, cached, "int8 export")
+    kept = _kept(encoder, graph, cached, "int8 export")
+    if cached is not None and kept.graph == cached:
+        _drop_other_copies(cached)
+    return kept
+
+
+def _drop_other_copies(cached: Path) -> None:
+    """Remove int8 copies of the same export made by another onnxruntime: nothing reads them again."""
+    stem = cached.name.split("-int8", 1)[0]
+    for other in cached.parent.glob(f"{stem}-int8*.onnx"):
+        if other != cached:
+            try:
+                other.unlink()
+                log.info("removed %s, the int8 copy another onnxruntime made", other.name)
+            except OSError:
+                pass
 
 
 def quantize(graph: bytes | Path) -> bytes:
@@ -271,12 +287,16 @@ def check_agreement(model: SentenceTransformer, encoder: OnnxEncoder) -> None:
             )
 
 
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:  # pragma: no cover - both are dependencies
+        return "unknown"
+
+
 def fingerprint(model_path: Path) -> str:
     """Names, sizes and modification times of the model folder's files, with the exporter's version."""
-    try:
-        exporter = metadata.version("torch")
-    except metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
-        exporter = "unknown"
+    exporter = _version("torch")
     digest = hashlib.sha256(f"torch {exporter}".encode())
     for file in sorted(p for p in model_path.rglob("*") if p.is_file()):
         stat = file.stat()
