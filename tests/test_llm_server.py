@@ -199,6 +199,10 @@ def test_llama_cpp_backend_in_process(indexed: Settings, model_file: Path, embed
     draft = drafter.draft(QUESTIONS[2], result)
     assert draft.provenance["model"] == f"llama-cpp:{GGUF}"
     assert draft.provenance["drafter"] == "llm" or draft.provenance["fallback_reason"]
+    from sopilot.draft.llm import load_llm, usable_cores
+
+    assert load_llm(settings)._model.n_threads == usable_cores()  # llama.cpp alone would take half the cores
+    assert load_llm(settings.model_copy(update={"llm_threads": 1}))._model.n_threads == 1
 
 
 def test_eval_run_with_language_model_judges(indexed: Settings, llm_server: str, embedder, tmp_path: Path) -> None:

@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(400, ge=16, le=8192, description="Most tokens a drafted reply may have.")
     llm_temperature: float = Field(0.0, ge=0, le=2)
     llm_context_window: int = Field(4096, ge=512, description="Context window of the model, in tokens.")
+    llm_threads: int | None = Field(
+        None, ge=1, le=256, description="CPU threads of the llama-cpp backend; all usable cores when unset."
+    )
     llm_passages: int = Field(4, ge=1, le=20, description="Passages numbered in the prompt.")
     llm_passage_chars: int = Field(1500, ge=100, description="Characters of each passage shown to the model.")
     draft_min_lexical: float = Field(

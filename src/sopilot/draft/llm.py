@@ -8,6 +8,7 @@ touched: the model built here is passed to whoever needs it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,14 @@ def _openai_like(settings: Settings) -> LLM:
     )
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (llama.cpp's own default is half the machine's: one core of two)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _llama_cpp(settings: Settings) -> LLM:
     path = Path(settings.llm_model).expanduser()
     if not path.is_file():
@@ -75,6 +84,6 @@ def _llama_cpp(settings: Settings) -> LLM:
         temperature=settings.llm_temperature,
         max_new_tokens=settings.llm_max_tokens,
         context_window=settings.llm_context_window,
-        model_kwargs={"n_gpu_layers": 0},
+        model_kwargs={"n_gpu_layers": 0, "n_threads": settings.llm_threads or usable_cores()},
         verbose=False,
     )
