@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/api_load.py [--index DIR] [--workers 2] [--clients 1,8,32]
                                              [--requests 200] [--seconds 60] [--query-threads N]
                                              [--query-cache N] [--result-cache N] [--spy CLIENTS]
-                                             [--profile]
+                                             [--precision fp32|int8] [--profile]
 Starts `sopilot serve` (uvicorn, ``--workers`` processes) on a free 127.0.0.1 port over the index (built from
 kb/ when the folder holds none), with an agent key (so key checks and the rate limiter run, the limit set
 out of reach), then for each route and client count sends at most ``--requests`` requests or runs
@@ -15,6 +15,8 @@ status but 200, or a failed connection), the CPU time the server's workers and t
 never seen before. With the caches on (the default), the test set's 162 questions repeat: after a worker's
 first round every search is answered from its result cache (``--warm 1500``, answers sent before measuring,
 lets both workers see every question first: the figures of questions asked again).
+``--precision int8`` serves with SOPILOT_QUERY_PRECISION=int8; the run prints what embeds the questions of each
+worker (``GET /readyz``'s question_encoder), so a fallback to fp32 is seen.
 ``--spy 8`` also records both workers with py-spy during the 8-client steps and prints where their CPU went,
 stage by stage (``STAGES``). ``--profile`` instead times one request's stages in process (no HTTP).
 ``--json FILE --label NAME`` keeps a run's rows; ``--plot PNG FILE...`` draws runs' p50 and p95 by clients.
@@ -309,12 +311,15 @@ def load(args: argparse.Namespace) -> None:
     env = {"SOPILOT_QUERY_CACHE": str(args.query_cache)} if args.query_cache is not None else {}
     if args.result_cache is not None:
         env["SOPILOT_RESULT_CACHE"] = str(args.result_cache)
+    if args.precision:
+        env["SOPILOT_QUERY_PRECISION"] = args.precision
     server = start_server(index, args.workers, port, args.query_threads, env)
     try:
         wait_ready(url, server)
         qs = questions()
         workers = worker_pids(server.pid)
         asyncio.run(level(url, key, "/v1/answer", 4, args.warm, 300, qs))  # warm both workers
+        print(f"questions embedded by: {question_encoders(url, len(workers))}")
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores")
         print(HEADER + "   (srv cpu, cli cpu: ms of CPU per request, the server's workers and this client)")
         spied: list[tuple[str, dict, list[Path]]] = []
@@ -338,6 +343,16 @@ def load(args: argparse.Namespace) -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def question_encoders(url: str, workers: int) -> str:
+    """What embeds the questions, as the workers that answer ``GET /readyz`` (asked on fresh connections) say."""
+    seen: set[str] = set()
+    for _ in range(8 * max(1, workers)):
+        said = httpx.get(f"{url}/readyz", timeout=10).json().get("question_encoder") or {}
+        fallback = f"; fell back: {said['fallback']}" if said.get("fallback") else ""
+        seen.add(f"{said.get('encoder', '?')} ({said.get('model', '?')}, asked {said.get('requested', '?')}{fallback})")
+    return " | ".join(sorted(seen))
 
 
 TARGETS = {"/v1/search": 50.0, "/v1/answer": 100.0}  # issue 14: p95 at 8 clients
@@ -440,6 +455,7 @@ def main() -> None:
         "--query-cache", type=int, help="SOPILOT_QUERY_CACHE for the server (0: every question embedded)"
     )
     parser.add_argument("--result-cache", type=int, help="SOPILOT_RESULT_CACHE for the server (0: every one searched)")
+    parser.add_argument("--precision", choices=["fp32", "int8"], help="SOPILOT_QUERY_PRECISION for the server")
     parser.add_argument("--spy", type=int, metavar="CLIENTS", help="py-spy the workers at this client count: stages")
     parser.add_argument("--profile", action="store_true", help="time one request's stages in process instead")
     parser.add_argument("--json", type=Path, help="write the table's rows to this file")

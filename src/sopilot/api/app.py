@@ -176,4 +176,5 @@ def app_from_env() -> FastAPI:
         handler.setFormatter(logging.Formatter(f"%(levelname)s:     [{os.getpid()}] %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        log.propagate = False  # a library's root-logger call (onnxruntime's quantizer) would print each line twice
     return create_app(Settings())

@@ -324,7 +324,7 @@ def read_model_facts(path: Path) -> tuple[int, int, Counter] | None:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         bert = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
         dimension = int(config["hidden_size"])
-        max_tokens = int(bert["max_seq_length"])
+        max_tokens = _max_seq_length(path, bert)
         tokenizer_file = path / "tokenizer.json"
         if not kinds <= _SIZE_KEEPING or not tokenizer_file.is_file():
             return None
@@ -334,6 +334,21 @@ def read_model_facts(path: Path) -> tuple[int, int, Counter] | None:
 
     counter = Tokenizer.from_file(str(tokenizer_file))
     return dimension, max_tokens, _counting(counter)
+
+
+def _max_seq_length(path: Path, bert: dict[str, Any]) -> int:
+    """The model's window as sentence-transformers reads it: ``max_seq_length`` of sentence_bert_config.json
+    (written by sentence-transformers before 5), else the tokenizer's ``model_max_length`` (where version 5,
+    and so ``sopilot train``, keeps it). KeyError when neither says (the model is asked then)."""
+    import json
+
+    if "max_seq_length" in bert:
+        return int(bert["max_seq_length"])
+    tokenizer = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    value = int(tokenizer["model_max_length"])
+    if value > 1_000_000:  # transformers' "no limit set" placeholder: only the model can tell
+        raise KeyError("model_max_length")
+    return value
 
 
 def _counting(counter: Any) -> Counter:
