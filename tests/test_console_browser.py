@@ -159,6 +159,11 @@ def test_agent_asks_edits_copies_and_gives_feedback_that_reaches_the_log(page, c
     assert "[1]" in original
     if os.environ.get("SOPILOT_CONSOLE_SCREENSHOT"):
         page.screenshot(path=os.environ["SOPILOT_CONSOLE_SCREENSHOT"])
+    page.set_viewport_size({"width": 1280, "height": 720})  # a laptop's screen: the three columns still fit
+    assert page.evaluate("document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth")
+    widths = page.evaluate("[...document.querySelectorAll('.columns > section')].map(s => s.clientWidth)")
+    assert len(widths) == 3 and min(widths) >= 280, widths
+    page.set_viewport_size({"width": 1440, "height": 900})
     draft.focus()
     page.keyboard.press("Control+End")
     page.keyboard.type("\nSorry for the trouble!")
