@@ -58,9 +58,11 @@ def test_answer_streams_events_ending_with_the_answer(api_client, api_state) -> 
         raw = "".join(response.iter_text())
     events = [block.split("\n", 1) for block in raw.strip().split("\n\n")]
     names = [head.removeprefix("event: ") for head, _ in events]
-    assert names[-1] == "answer" and set(names[:-1]) <= {"delta"}
-    final = json.loads(events[-1][1].removeprefix("data: "))
+    assert names[0] == "passages" and names[-1] == "answer" and set(names[1:-1]) <= {"delta"}
+    first, final = (json.loads(events[i][1].removeprefix("data: ")) for i in (0, -1))
     assert final["citations"] and api_state.querylog.get(final["answer_id"]).kind == "answer"
+    assert first["passages"] == final["passages"] and first["answer_id"] == final["answer_id"]  # search before draft
+    assert (first["covered"], first["coverage_reason"]) == (True, final["coverage_reason"])
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,7 @@ RECORD_DRAFT = """() => {
       text: last,
       busy: document.getElementById("draft-section").getAttribute("aria-busy") === "true",
       citations: document.querySelectorAll("#citations li a.title").length,
+      passages: document.querySelectorAll("#passages li a.title").length,
     });
   }, 5);
 }"""
@@ -254,6 +255,7 @@ def test_a_streamed_draft_grows_in_the_editor_and_ends_as_the_json_answer(browse
     assert len(written) >= 2, seen  # the model's words arrived in pieces, before the answer
     assert all(later.startswith(earlier) for earlier, later in pairwise(written)), written
     assert not any(s["citations"] for s in seen if s["busy"]), "citations shown before the final answer"
+    assert all(s["passages"] >= 3 for s in seen if s["busy"]), "the passages came after the draft's first words"
     assert page.locator("#draft-section").get_attribute("aria-busy") is None
     assert page.locator("#draft-text").get_attribute("readonly") is None
 

@@ -14,7 +14,7 @@ from sopilot.api.deps import Agent, EngineDep, StateDep
 from sopilot.api.errors import ApiError, ErrorBody, ErrorDetail, error_responses
 from sopilot.api.limits import check_query_length
 from sopilot.api.recording import new_id, record_answer
-from sopilot.api.schemas import AnswerRequest, AnswerResponse
+from sopilot.api.schemas import AnswerRequest, AnswerResponse, PassagePublic
 from sopilot.api.state import AppState
 from sopilot.core.errors import SopilotError
 from sopilot.core.types import Draft
@@ -25,14 +25,18 @@ router = APIRouter(prefix="/v1", tags=["agents"])
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The answer (JSON), or with `stream: true` server-sent events: `delta` events "
-        '(`{"text": ...}`) as the draft is written, then one `answer` event holding the AnswerResponse, or an '
-        "`error` event holding an error body.",
+        "description": "The answer (JSON), or with `stream: true` server-sent events: first one `passages` "
+        'event (`{"answer_id", "covered", "coverage_reason", "passages"}`: the search, before any draft), then '
+        '`delta` events (`{"text": ...}`) as the draft is written, then one `answer` event holding the '
+        "AnswerResponse, or an `error` event holding an error body.",
         "content": {
             "text/event-stream": {
                 "schema": {
                     "type": "object",
-                    "properties": {"event": {"enum": ["delta", "answer", "error"]}, "data": {"type": "string"}},
+                    "properties": {
+                        "event": {"enum": ["passages", "delta", "answer", "error"]},
+                        "data": {"type": "string"},
+                    },
                     "required": ["event", "data"],
                 }
             }
@@ -85,6 +89,11 @@ def _events(
     start: float,
     generation: str,
 ) -> Iterator[str]:
+    passages = [PassagePublic.of(p).model_dump(mode="json") for p in result.passages]
+    yield sse(
+        "passages",
+        {"answer_id": answer_id, "covered": result.covered, "coverage_reason": result.reason, "passages": passages},
+    )
     try:
         for piece in drafter.stream(body.query, result):
             if isinstance(piece, Draft):

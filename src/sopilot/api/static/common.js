@@ -81,10 +81,10 @@ export async function api(path, { method = "GET", body, askKey = true } = {}) {
   }
 }
 
-/** A POST answered with server-sent events (``stream: true``): ``onDelta(text)`` for each piece of the draft
- * as it is written, then the ``answer`` event's data is returned. A server that answers JSON instead (an old
- * server, or a proxy that buffers) is read as the JSON answer. */
-export async function apiStream(path, body, onDelta) {
+/** A POST answered with server-sent events (``stream: true``): ``onPassages(data)`` when the search is done,
+ * ``onDelta(text)`` for each piece of the draft as it is written, then the ``answer`` event's data is returned.
+ * A server that answers JSON instead (an old server, or a proxy that buffers) is read as the JSON answer. */
+export async function apiStream(path, body, { onPassages = () => {}, onDelta = () => {} } = {}) {
   const response = await send(path, {
     method: "POST",
     body: { ...body, stream: true },
@@ -94,7 +94,8 @@ export async function apiStream(path, body, onDelta) {
   if (!(response.headers.get("Content-Type") || "").startsWith("text/event-stream")) return await response.json();
   for await (const { event, data } of sseEvents(response.body)) {
     const value = JSON.parse(data);
-    if (event === "delta") onDelta(String(value.text ?? ""));
+    if (event === "passages") onPassages(value);
+    else if (event === "delta") onDelta(String(value.text ?? ""));
     else if (event === "answer") return value;
     else if (event === "error") {
       const [code, message] = errorMessage(500, value);

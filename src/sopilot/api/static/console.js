@@ -1,7 +1,8 @@
 // The agent console: ask, read the ranked passages, edit and copy the draft, give feedback.
 // Passages and draft text are inserted as text (textContent, textarea value), never as HTML. When the server's
-// drafter streams (a language model), the draft is read from server-sent events and grows in the editor as it
-// is written; the citations come with the final event. The extractive drafter's answer is plain JSON.
+// drafter streams (a language model), the answer is read from server-sent events: the ranked passages as soon as
+// the search is done, then the draft growing in the editor as it is written; the citations come with the final
+// event. The extractive drafter's answer is plain JSON.
 
 import { api, apiStream, askForKey, el, headingPath, sopUrl } from "/static/common.js";
 
@@ -172,12 +173,16 @@ async function askStreaming(request) {
   $("citations").replaceChildren(el("li", "The citations come when the draft is finished.", { class: "meta" }));
   setStatus($("feedback-status"), "");
   $("draft-section").setAttribute("aria-busy", "true");
-  let started = false;
-  return await apiStream("/v1/answer", request, (text) => {
-    if (!started) setStatus($("status"), "Writing the draft…");
-    started = true;
-    editor.value += text;
-    editor.scrollTop = editor.scrollHeight;
+  return await apiStream("/v1/answer", request, {
+    onPassages: (data) => {
+      renderPassages(data.passages);
+      const n = (data.passages || []).length;
+      setStatus($("status"), `${n} passage${n === 1 ? "" : "s"} found. Writing the draft…`);
+    },
+    onDelta: (text) => {
+      editor.value += text;
+      editor.scrollTop = editor.scrollHeight;
+    },
   });
 }
 
