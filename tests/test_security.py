@@ -323,7 +323,7 @@ def test_cr_lf_in_a_question_stays_inside_its_event(served: Served) -> None:
     blocks = response.text.replace("\r\n", "\n").split("\n\n")
     events = [block for block in blocks if block.strip() and not block.startswith(":")]  # ":" a keep-alive
     names = [line[6:].strip() for block in events for line in block.split("\n") if line.startswith("event:")]
-    assert names[-1] == "answer" and set(names[:-1]) <= {"delta"}, names
+    assert names[0] == "passages" and names[-1] == "answer" and set(names[1:-1]) <= {"delta"}, names
     for block in events:
         lines = block.split("\n")
         assert [line.split(":", 1)[0] for line in lines] == ["event", "data"], block[:300]
