@@ -129,7 +129,14 @@ def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: P
         for i, (name, (title, symptom, fix)) in enumerate(STEPS_KB.items())
     }
     settings = Settings(kb_dir=write_kb(tmp_path / "kb", files), index_dir=tmp_path / "index")
-    plan = EmbedderTraining(max_pairs=80, epochs=1, batch_size=8, roughened=False)
+    asked = tmp_path / "asked.jsonl"  # questions in users' words, graded by the team
+    asked.write_text(
+        json.dumps({"question": "getting a 429 from the partner api", "relevant": [{"path": "api.md"}]})
+        + "\n"
+        + json.dumps({"question": "q", "relevant": [{"path": "gone.md"}]})
+        + "\n"
+    )
+    plan = EmbedderTraining(max_pairs=80, epochs=2, batch_size=8, roughened=False, questions=str(asked))
 
     def open_torch(s: Settings) -> QueryTunedEmbedder:  # no ONNX export in the test: the tests of it are elsewhere
         return load_embedder(s.embedder, runtime="torch", query_model=query_model_for(s))  # type: ignore[return-value]
@@ -139,7 +146,9 @@ def test_a_tiny_training_run_writes_a_question_model_the_search_uses(tmp_path: P
     assert (folder / "model.safetensors").is_file() and (folder / TRAINED_FILE).is_file()
     figures = record.steps["embedder"]
     assert figures["documents"] == embedder.name and figures["questions"] > 10
-    assert figures["held_out_mrr@10_after"] is not None and figures["last_loss"] < figures["first_loss"]
+    assert figures["questions_file"] == {"lines": 2, "pairs": 1, "unanswerable": 0, "section_not_in_kb": 1}
+    assert figures["kinds"].get("asked", 0) + figures["held_out_questions"] >= 1, "the asked question is used"
+    assert figures["held_out_mrr@10_after"] is not None and figures["loss_last_third"] < figures["loss_first_third"]
     assert str(folder) in record.use
     assert query_model_for(settings) == str(folder.resolve()), "searches on this index use it by default"
     assert query_model_for(settings.model_copy(update={"query_embedder": "off"})) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
 from sopilot.train.record import STEPS, parse_steps
@@ -25,6 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the configured language model (SOPILOT_LLM_*) writes a question for each of N sections, cached in "
         "the index folder (embedder step; default 0: none)",
     )
+    p.add_argument(
+        "--questions",
+        type=Path,
+        metavar="FILE",
+        help="also learn from a JSONL file of graded questions in users' words (the test-set format: question, "
+        "relevant); never one you evaluate on (embedder step)",
+    )
+    p.add_argument(
+        "--from-feedback",
+        action="store_true",
+        help="also learn from the answers agents accepted or sent edited, by the query log (embedder step)",
+    )
     add_common(p)
     p.set_defaults(func=run)
 
@@ -41,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
         load_embedder(settings),
         steps,
         open_embedder=load_embedder,
-        plan=EmbedderTraining(max_pairs=args.max_pairs, epochs=args.epochs, written=args.written),
+        plan=EmbedderTraining(
+            max_pairs=args.max_pairs,
+            epochs=args.epochs,
+            written=args.written,
+            questions=str(args.questions) if args.questions else None,
+            feedback=args.from_feedback,
+        ),
         progress=not args.quiet,
     )
     if args.json:

@@ -24,14 +24,17 @@ import numpy as np
 from tqdm import tqdm
 
 from sopilot.core.settings import Settings
+from sopilot.core.types import Sop
 from sopilot.index.embedder import QUERY_MODEL_FOLDER, TRAINED_FILE, Embedder, resolve_model_path, set_offline
 from sopilot.index.store import VectorStore, make_client
 from sopilot.train.answerability import Mined, active_sops, roughen
+from sopilot.train.asked import SectionFinder, feedback_pairs, file_pairs
 from sopilot.train.pairs import Pair, mine_pairs
 from sopilot.train.written import written_pairs
 
 log = logging.getLogger(__name__)
 WRITTEN_MAX_TOKENS = 64  # a written question is one line
+ASKED_KINDS = frozenset({"asked", "feedback"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class EmbedderTraining:
     threads: int = 2
     seed: int = 0
     written: int = 0  # sections whose question the configured language model writes (``sopilot.train.written``)
+    questions: str | None = None  # a JSONL file of graded questions in users' words (``sopilot.train.asked``)
+    feedback: bool = False  # add the answers agents accepted or sent edited, from the query log
 
 
 def model_folder(index_dir: Path) -> Path:
@@ -79,6 +84,8 @@ def train_query_embedder(
             sops, load_llm(short), describe_llm(short), settings.index_dir, plan.written, progress=progress
         )
         pairs += extra
+    asked = _asked_pairs(settings, sops, plan)
+    pairs += [p for found in asked.values() for p in found[0]]
     store = VectorStore.open(make_client(settings), settings.collection, embedder.name, embedder.dimension)
     _, metas, vectors = store.all_vectors()
     links = [f"{m.get('path', '')}#{m.get('anchor', '')}" for m in metas]
@@ -95,9 +102,10 @@ def train_query_embedder(
     vocabulary = sorted({w for p in train_pairs for w in p.question.split() if len(w) > 3 and w.isalpha()})
     mapping = [m.question for m in roughen([_as_mined(p) for p in pairs], vocabulary, 0.7, plan.seed + 1)]
     mapping = mapping[: plan.map_questions]
-    if plan.roughened:
-        rough = roughen([_as_mined(p) for p in train_pairs], vocabulary, keep=0.7, seed=plan.seed)
-        train_pairs += [Pair(r.question, p.section, p.kind + "-rough") for r, p in zip(rough, train_pairs, strict=True)]
+    if plan.roughened:  # questions people asked are in users' words already
+        mined = [p for p in train_pairs if p.kind not in ASKED_KINDS]
+        rough = roughen([_as_mined(p) for p in mined], vocabulary, keep=0.7, seed=plan.seed)
+        train_pairs += [Pair(r.question, p.section, p.kind + "-rough") for r, p in zip(rough, mined, strict=True)]
 
     torch.manual_seed(plan.seed)
     before_threads = torch.get_num_threads()
@@ -123,6 +131,7 @@ def train_query_embedder(
         "questions": len(train_pairs),
         "kinds": _count(p.kind for p in train_pairs),
         **({"written": written} if written is not None else {}),
+        **{name: counts for name, (_, counts) in asked.items()},
         "sections": len(sections) - len(held),
         "chunks": len(links),
         "held_out_sections": len(held),
@@ -137,10 +146,37 @@ def train_query_embedder(
         "plan": asdict(plan),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
+        **_loss_trend(losses),
         "seconds": round(time.perf_counter() - started, 1),
     }
     (folder / TRAINED_FILE).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return folder, figures
+
+
+def _asked_pairs(
+    settings: Settings, sops: Sequence[Sop], plan: EmbedderTraining
+) -> dict[str, tuple[list[Pair], dict[str, int]]]:
+    """The questions people asked, by source (``questions_file``, ``feedback``), with their counts."""
+    if not plan.questions and not plan.feedback:
+        return {}
+    finder = SectionFinder(sops)
+    asked = {}
+    if plan.questions:
+        asked["questions_file"] = file_pairs(Path(plan.questions), finder)
+    if plan.feedback:
+        asked["feedback"] = feedback_pairs(settings.index_dir, finder)
+    return asked
+
+
+def _loss_trend(losses: Sequence[float]) -> dict[str, float]:
+    """Mean loss over the first and the last third of the batches (one batch's loss is noisy)."""
+    if not losses:
+        return {}
+    third = max(1, len(losses) // 3)
+    return {
+        "loss_first_third": round(float(np.mean(losses[:third])), 4),
+        "loss_last_third": round(float(np.mean(losses[-third:])), 4),
+    }
 
 
 def _as_mined(pair: Pair) -> Mined:
