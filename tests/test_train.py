@@ -60,6 +60,15 @@ def test_an_unknown_step_is_refused_with_the_steps_named(tmp_path: Path, capsys:
     assert not record_path(tmp_path / "i").exists()
 
 
+def test_a_missing_questions_file_is_refused_before_anything_runs(tmp_path: Path, capsys) -> None:
+    code = main(
+        ["train", "--questions", str(tmp_path / "q.jsonl"), "--kb", str(tmp_path), "--index", str(tmp_path / "i")]
+    )
+    assert code == 2
+    assert "q.jsonl: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "i").exists()
+
+
 def _testset_questions() -> set[str]:
     questions = set()
     for path in (ROOT / "eval" / "testsets").glob("*.jsonl"):

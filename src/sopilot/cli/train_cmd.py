@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sopilot.cli.common import add_common, load_embedder, load_settings, print_json, quiet_libraries
+from sopilot.core.errors import ConfigError
 from sopilot.train.record import STEPS, parse_steps
 
 
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from sopilot.train.pipeline import run_training
 
     steps = parse_steps(args.steps)  # before any model loads
+    if args.questions is not None and not args.questions.is_file():
+        raise ConfigError(
+            f"--questions {args.questions}: no such file; give a JSONL file of questions and their sections"
+        )
     settings = load_settings(args)
     quiet_libraries()
     record, path = run_training(
