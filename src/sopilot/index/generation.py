@@ -162,11 +162,13 @@ class StoreMarker:
         metadata = {"kind": "delta", "previous": delta.previous, "at": time.time()}
         side = self._side()
         side.upsert(ids=[DELTA_PREFIX + value], embeddings=SIDE_VECTOR, documents=[document], metadatas=[metadata])  # type: ignore[list-item]
-        kept = side.get(where={"kind": "delta"}, include=["metadatas"])
-        rows = zip(kept["ids"], kept["metadatas"] or [], strict=True)
-        dated = sorted(rows, key=lambda r: -float(str(r[1].get("at", 0))))
-        if len(dated) > KEEP_DELTAS:
-            side.delete(ids=[rid for rid, _ in dated[KEEP_DELTAS:]])
+        held = side.get(where={"kind": "delta"}, include=["metadatas"])
+        rows = zip(held["ids"], held["metadatas"] or [], strict=True)
+        previous = {rid: str((meta or {}).get("previous", "")) for rid, meta in rows}
+        keep = chain_of_deltas(previous, value)
+        stale = [rid for rid in previous if rid not in keep]
+        if stale:
+            side.delete(ids=stale)
 
     def delta(self, value: str) -> Delta | None:
         """The delta that made generation ``value``, or None when it was not published or no longer kept."""
@@ -192,6 +194,22 @@ class StoreMarker:
     def close_ingest(self) -> None:
         """The ingest published its generation (or wrote nothing): no unpublished writes are left."""
         self._side().delete(ids=[OPEN_ID])
+
+
+def chain_of_deltas(previous: dict[str, str], newest: str) -> set[str]:
+    """The delta records to keep: ``newest``'s and those it leads back to, ``KEEP_DELTAS`` in all, found by
+    following each delta's ``previous`` (``previous`` maps a record id to the generation it started from).
+    What a replica can use is this chain; replicas' clocks never decide it, so a writer whose clock is behind
+    cannot prune the delta it just published."""
+    keep: set[str] = set()
+    value = newest
+    while value and len(keep) < KEEP_DELTAS:
+        record = DELTA_PREFIX + value
+        if record not in previous or record in keep:
+            break
+        keep.add(record)
+        value = previous[record]
+    return keep
 
 
 def marker_for(settings: Settings) -> GenerationMarker:

@@ -78,6 +78,31 @@ def _forget_system(path: str) -> None:
         SharedSystemClient._identifier_to_refcount.pop(path, None)
 
 
+def server_of(client: ClientAPI) -> str | None:
+    """The Chroma server a client talks to (``host:port``), or None for the embedded store."""
+    settings = client.get_settings()
+    if settings.chroma_api_impl.endswith("fastapi.FastAPI"):
+        return f"{settings.chroma_server_host}:{settings.chroma_server_http_port}"
+    return None
+
+
+def _mismatch_fix(collection: str, built_with: str, wanted: str, server: str | None) -> str:
+    """How to resolve an embedder mismatch: a rebuild in place for an index folder's own store; with a Chroma
+    server (which refuses ``--rebuild``: every replica serves that collection) a new collection beside it."""
+    if server is None:
+        return (
+            "Re-index with `sopilot ingest --rebuild` (or use another --index folder), "
+            f"or set SOPILOT_EMBEDDER={built_with}"
+        )
+    return (
+        f"Every replica of the Chroma server at {server} must use the embedder that built {collection!r}: set "
+        f"SOPILOT_EMBEDDER={built_with}. To move to {wanted!r}, build a new collection beside it "
+        f"(SOPILOT_COLLECTION=NEW SOPILOT_EMBEDDER={wanted} sopilot ingest --index NEW_DIR) and switch the "
+        "replicas to it: docs/deploy.md, 'Changing the embedder or rebuilding' (`--rebuild` is refused with a "
+        "Chroma server)"
+    )
+
+
 class VectorStore:
     """One Chroma collection of SOP chunks, tied to one embedder."""
 
@@ -113,9 +138,8 @@ class VectorStore:
         if have != (embedder_name, dimension):
             raise EmbedderMismatchError(
                 f"the index {name!r} was built with embedder {have[0]!r} ({have[1]} dimensions), but the "
-                f"settings ask for {embedder_name!r} ({dimension} dimensions). Re-index with "
-                "`sopilot ingest --rebuild` (or use another --index folder), "
-                f"or set SOPILOT_EMBEDDER={have[0]}"
+                f"settings ask for {embedder_name!r} ({dimension} dimensions). "
+                + _mismatch_fix(name, str(have[0]), embedder_name, server_of(client))
             )
         return cls(collection, embedder_name, dimension)
 

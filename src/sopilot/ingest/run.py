@@ -79,10 +79,10 @@ def _sync(
     client = make_client(settings)
     manifest = Manifest(settings.index_dir / MANIFEST_FILE)
     lexical = open_lexical(settings)
-    shared = settings.chroma_url is not None
+    shared = settings.chroma_url is not None  # then never ``rebuild``: ``run_ingest`` refused it
     published_clean = True
     try:
-        if shared and isinstance(marker, StoreMarker):  # before any write, the drop of a rebuild too
+        if shared and isinstance(marker, StoreMarker):  # before any write
             published_clean = marker.open_ingest(marker.read(fresh=True).value)
         if rebuild:
             VectorStore.drop(client, settings.collection)
@@ -92,8 +92,7 @@ def _sync(
         recorder: RecordingStore | None = None
         if shared:
             generation = marker.read(fresh=True)
-            if not rebuild:
-                _catch_up(manifest, lexical, store, generation)
+            _catch_up(manifest, lexical, store, generation)
             manifest.set(IN_STEP_KEY, "")  # until this run finishes, the folder is in step with no generation
             recorder = RecordingStore(store)
         syncer = Syncer(
@@ -114,7 +113,7 @@ def _sync(
                 lease.check()
             delta = None
             if recorder is not None:
-                known = not rebuild and published_clean and generation.value
+                known = published_clean and generation.value
                 delta = Delta(generation.value, tuple(sorted(recorder.touched)) if known else None)
             generation = marker.bump(probe=report.probe, kb_version=report.kb_version, delta=delta)
         if shared:
