@@ -12,7 +12,9 @@ searched: the full hybrid path (``Retriever.search``, k = 10) and each part alon
 nearest, lexical BM25, RRF fusion of the two lists), p50 and p95. Also measured: the process's RSS (and the
 server's), the store's and the lexical index's size on disk, the time to list every id (what an unclean
 sync does) and the lexical warm-up. The embedder's own throughput is measured once, on the seed's texts.
-Prints a table and writes a PNG plot; the indexes are deleted after each size (disk) unless ``--keep``.
+Prints a table and writes a PNG plot; the indexes are deleted after each size (disk) unless ``--keep``;
+``--reuse`` searches the index a ``--keep`` run left instead of writing it again (its write figures come from
+that run's ``written.json``, NaN when it has none).
 """
 
 from __future__ import annotations
@@ -188,15 +190,28 @@ def one(args: argparse.Namespace) -> dict:
     seed = seed_rows(base, embedder)
     questions = load_questions(args)
     target_dir = work / f"{args.mode}-{args.size}"
-    shutil.rmtree(target_dir, ignore_errors=True)
-    target_dir.mkdir(parents=True)
+    written = target_dir / "written.json"
+    reuse = args.reuse and (target_dir / ("chroma-server" if args.mode == "server" else "chroma")).is_dir()
+    if not reuse:
+        shutil.rmtree(target_dir, ignore_errors=True)
+        target_dir.mkdir(parents=True)
     server = None
     settings = Settings(kb_dir=args.corpus, index_dir=target_dir)
     try:
         if args.mode == "server":
             server, url = start_server(target_dir / "chroma-server")
             settings = settings.model_copy(update={"chroma_url": url})
-        wrote = write(settings, embedder, seed, args.size, lexical_too=True)
+        if reuse:  # the write figures of the run that wrote it (NaN when it did not record them)
+            nan = float("nan")
+            wrote = (
+                json.loads(written.read_text())
+                if written.is_file()
+                else {"chroma_write_s": nan, "lexical_write_s": nan}
+            )
+            print(f"  reusing the {args.size:,}-chunk index in {target_dir}", file=sys.stderr, flush=True)
+        else:
+            wrote = write(settings, embedder, seed, args.size, lexical_too=True)
+            written.write_text(json.dumps(wrote))
         row: dict[str, Any] = {"mode": args.mode, "size": args.size, **wrote}
         row["chroma_chunks_per_s"] = args.size / wrote["chroma_write_s"]
         row["lexical_chunks_per_s"] = args.size / wrote["lexical_write_s"]
@@ -210,7 +225,7 @@ def one(args: argparse.Namespace) -> dict:
         if server is not None:
             server.terminate()
             server.wait(30)
-        if not args.keep:
+        if not args.keep and not args.reuse:
             shutil.rmtree(target_dir, ignore_errors=True)
 
 
@@ -313,7 +328,9 @@ def driver(args: argparse.Namespace) -> int:
         for mode in args.modes.split(","):
             print(f"{mode}, {size:,} chunks", file=sys.stderr, flush=True)
             cmd = [sys.executable, __file__, "--one", "--mode", mode, "--size", str(size), "--work", str(work)]
-            cmd += ["--corpus", str(args.corpus)] + (["--keep"] if args.keep else [])
+            cmd += (
+                ["--corpus", str(args.corpus)] + (["--keep"] if args.keep else []) + (["--reuse"] if args.reuse else [])
+            )
             cmd += ["--testset", str(args.testset)] if args.testset else []
             done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             if done.returncode != 0:
@@ -340,6 +357,9 @@ def main() -> int:
     parser.add_argument("--testset", type=Path)
     parser.add_argument("--work")
     parser.add_argument("--keep", action="store_true", help="keep each size's index")
+    parser.add_argument(
+        "--reuse", action="store_true", help="search an index a --keep run left (kept too) instead of writing it again"
+    )
     parser.add_argument("--json")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "scale.png"))
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)

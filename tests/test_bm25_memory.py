@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sopilot.index.lexical import LexicalDoc, LexicalIndex, match_expression, query_terms
@@ -163,3 +164,48 @@ def test_ids_come_from_the_fts5_table_itself(tmp_path: Path) -> None:
         index._db.execute("DELETE FROM chunk_facts WHERE chunk_id = 'a'")
     assert index.search("rate limit", 5) == expected(index, "rate limit", 5)
     assert [cid for cid, _ in index.search("rate limit", 5)] == ["a", "b"]
+
+
+def test_a_token_read_whole_equals_its_rows_read_one_by_one(kb_index: LexicalIndex) -> None:
+    ranker = LexicalIndex(kb_index.path)._memory_ranker()
+    assert ranker is not None
+    for token in ("queue", "partner", "2fa", "nothingsuchword"):
+        assert np.array_equal(ranker._instances(token), ranker._instances_by_row(token)), token
+
+
+def test_a_budget_smaller_than_the_index_holds_the_tokens_of_most_rows(kb_index: LexicalIndex) -> None:
+    small = LexicalIndex(kb_index.path, memory_postings=3000)
+    small.warm()
+    memory = small._memory
+    assert memory is not None and 0 < memory._held <= 3000
+    rows = dict(memory._db.execute("SELECT term, doc FROM vocab_rows").fetchall())
+    held = {key[0] for key in memory._postings}
+    skipped = [rows[t] for t in rows if t not in held and rows[t] <= 3000 - memory._held]
+    assert not skipped, "a token that still fits was left out"
+    assert min(rows[t] for t in held) >= max(r for t, r in rows.items() if t not in held) or memory._held > 2900
+    for question in QUESTIONS[:30]:
+        assert small.search(question, 10) == expected(kb_index, question, 10), question
+    small.close()
+
+
+def test_a_filter_few_chunks_pass_ranks_as_the_fts5_query_without_asking_it(tmp_path: Path, monkeypatch) -> None:
+    index = LexicalIndex(tmp_path / "lex.sqlite3")
+    docs = [
+        LexicalDoc(
+            f"d{i}",
+            "Queue",
+            "Steps",
+            f"drain the queue step {i} " + "queue " * (i % 7),
+            {"status": "active" if i % 10 == 0 else "deprecated", "tags": ["ops"] if i % 20 == 0 else []},
+        )
+        for i in range(300)
+    ]
+    index.upsert(docs)
+    filters = [{"status": ["active"]}, {"status": ["active"], "tags": ["ops"]}, {"status": ["retired"]}]
+    wanted = {json.dumps(f): index.ranked(match_expression(["queue"]), 5, f) for f in filters}
+    monkeypatch.setattr(index, "ranked", lambda *a, **k: pytest.fail("the filtered FTS5 query was asked"))
+    for f in filters:
+        assert index.search("queue", 5, f) == wanted[json.dumps(f)], f
+    index.upsert([LexicalDoc("late", "Queue", "Steps", "queue queue queue queue", {"status": "active"})])
+    assert index.search("queue", 1, {"status": ["active"]})[0][0] == "late"  # the mask follows a write
+    index.close()

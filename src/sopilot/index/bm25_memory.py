@@ -17,6 +17,7 @@ tokenizer splits into several tokens (``don't``) is a phrase: its tokens at cons
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 K1 = 1.2
 B = 0.75
 MIN_IDF = 1e-6
@@ -58,11 +60,21 @@ class MemoryBm25:
             f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
         )
         self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, {table}, instance)")
+        self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab_rows USING fts5vocab(main, {table}, row)")
         self._table = table
         columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
         if len(columns) > _COL_MASK + 1:
             raise ValueError(f"at most {_COL_MASK + 1} columns")
         self._column_index = {name: i for i, name in enumerate(columns)}
+        # A token's occurrences packed as ``_instances`` packs them, by SQLite, as one comma-separated text:
+        # no Python object per occurrence (a common word occurs hundreds of thousands of times at 500,000 chunks).
+        column = " ".join(
+            f"WHEN '{name.replace(chr(39), chr(39) * 2)}' THEN {i}" for name, i in self._column_index.items()
+        )
+        self._packed_sql = (
+            f"SELECT group_concat((doc << {_DOC_SHIFT}) | ((CASE col {column} END) << {_COL_SHIFT}) "
+            f"| min(offset, {_OFFSET_MASK})) FROM vocab WHERE term = ?"
+        )
         self._column_weights = np.asarray([weights.get(name, 0.0) for name in columns])
         self._max_postings = max_postings
         self._stemmer = _Stemmer(tokenize)
@@ -71,19 +83,23 @@ class MemoryBm25:
         self._postings: OrderedDict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._held = 0
         self._complete = False  # set by a warm() that held every token
+        self._masks: dict[tuple[str, tuple[Any, ...]], np.ndarray] = {}  # rows each filter selects
 
     def close(self) -> None:
         self._db.close()
 
-    def rank(self, words: Sequence[str], n: int) -> list[tuple[str, float]]:
+    def rank(self, words: Sequence[str], n: int, where: Where | None = None) -> list[tuple[str, float]]:
         """The ``n`` best chunk ids for rows matching any of ``words`` (each a phrase of its tokens, as
-        FTS5 reads a quoted word), with their BM25 score (higher is better), in FTS5's order."""
+        FTS5 reads a quoted word), with their BM25 score (higher is better), in FTS5's order. ``where`` (an SQL
+        condition on the table's columns and its parameters) keeps only the rows it selects, as in the FTS5
+        query's WHERE clause: BM25 does not depend on it."""
         tokens = [self._stemmer.tokens(w) for w in words]
         with self._lock, self._snapshot():
             stats = self._current()
             size = len(stats.rowids)
             if size == 0 or n <= 0:
                 return []
+            allowed = self._allowed(where, stats) if where is not None else None
             scores = np.zeros(size)
             matched = np.zeros(size, dtype=bool)
             for phrase in tokens:
@@ -97,6 +113,8 @@ class MemoryBm25:
                 norm = K1 * (1.0 - B + B * stats.lengths[rows] / stats.avgdl)
                 scores[rows] += max(idf, MIN_IDF) * ((freq * (K1 + 1.0)) / (freq + norm))
                 matched[rows] = True
+            if allowed is not None:
+                matched &= allowed
             hits = np.flatnonzero(matched)
             if len(hits) > n:  # the n best; among rows tied at the cut, the lowest rowids (as FTS5 keeps them)
                 negated = -scores[hits]
@@ -115,9 +133,24 @@ class MemoryBm25:
         finally:
             self._db.execute("COMMIT")
 
+    def _allowed(self, where: Where, stats: _Stats) -> np.ndarray:
+        """Which rows (positions in ``stats.rowids``) ``where`` selects, read once per condition and version of
+        the index: the filter columns of every row are read once, not by each question."""
+        key = (where[0], tuple(where[1]))
+        mask = self._masks.get(key)
+        if mask is None:
+            selected = [r for (r,) in self._db.execute(f"SELECT rowid FROM {self._table} WHERE {where[0]}", where[1])]
+            mask = np.zeros(len(stats.rowids), dtype=bool)
+            mask[np.searchsorted(stats.rowids, np.asarray(selected, dtype=np.int64))] = True
+            if len(self._masks) >= _MAX_MASKS:
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
+
     def _current(self) -> _Stats:
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
         if self._stats is None or self._stats.version != version:
+            self._masks.clear()
             self._postings.clear()
             self._held = 0
             self._complete = False
@@ -138,11 +171,23 @@ class MemoryBm25:
         return _Stats(version, np.asarray(rowids, dtype=np.int64), length_array, avgdl or 1.0, chunk_ids)
 
     def warm(self) -> int:
-        """Read every token's postings in one pass over the index, until the budget is spent; returns the
+        """Read every token's postings in one pass over the index when the budget holds them all; returns the
         tokens held. Seconds at 50,000 chunks (a per-token read costs up to 100 ms for the most common
-        words): what a serving process does before its first question."""
+        words): what a serving process does before its first question. When the budget is smaller than the
+        index's postings, the tokens of most rows are held first: they cost a question the most to read,
+        and questions meet them the most."""
         with self._lock, self._snapshot():
             stats = self._current()
+            frequencies = self._db.execute("SELECT term, doc FROM vocab_rows ORDER BY doc DESC").fetchall()
+            postings = sum(rows for _, rows in frequencies)
+            if postings > self._max_postings:
+                held = self._warm_most_frequent(frequencies, stats)
+                log.info(
+                    "lexical ranking holds %d of %d tokens (%d of %d postings) in memory; the others are read "
+                    "per question: SOPILOT_LEXICAL_MEMORY_POSTINGS=%d holds them all (about %d MB)",
+                    held, len(frequencies), self._held, postings, postings, postings * 16 // 2**20,
+                )  # fmt: skip
+                return held
             term: str | None = None
             docs: list[int] = []
             columns: list[int] = []
@@ -157,6 +202,16 @@ class MemoryBm25:
                 return len(self._postings)
             self._complete = True  # every token of the index is held: one not held occurs nowhere
             return len(self._postings)
+
+    def _warm_most_frequent(self, frequencies: list[tuple[str, int]], stats: _Stats) -> int:
+        """Hold the tokens of most rows first, each while it fits the budget (``frequencies``: token and rows,
+        most rows first)."""
+        for token, rows in frequencies:
+            if self._held + rows > self._max_postings:
+                continue
+            keys = self._instances(token)
+            self._keep((token,), self._aggregate(keys >> _DOC_SHIFT, (keys >> _COL_SHIFT) & _COL_MASK, stats), False)
+        return len(self._postings)
 
     def _phrase(self, tokens: tuple[str, ...], stats: _Stats) -> tuple[np.ndarray, np.ndarray]:
         """Row positions (into ``stats.rowids``) holding the phrase and its column-weighted count in each."""
@@ -193,6 +248,16 @@ class MemoryBm25:
 
     def _instances(self, token: str) -> np.ndarray:
         """Every occurrence of a token as one sortable key: rowid, column and offset packed in an int64."""
+        try:
+            packed = self._db.execute(self._packed_sql, [token]).fetchone()[0]
+        except (sqlite3.DataError, sqlite3.OperationalError):  # longer than SQLite's longest text allows
+            return self._instances_by_row(token)
+        keys = np.fromstring(packed, dtype=np.int64, sep=",") if packed else np.zeros(0, dtype=np.int64)
+        keys.sort()
+        return keys
+
+    def _instances_by_row(self, token: str) -> np.ndarray:
+        """``_instances`` one row at a time."""
         rows = self._db.execute("SELECT doc, col, offset FROM vocab WHERE term = ?", [token]).fetchall()
         keys = np.fromiter(
             (
@@ -206,6 +271,8 @@ class MemoryBm25:
         return keys
 
 
+Where = tuple[str, Sequence[Any]]  # an SQL condition on the FTS5 table's columns, and its parameters
+_MAX_MASKS = 64  # filters whose selected rows are kept (a bool per row each)
 _NOWHERE = (np.zeros(0, dtype=np.int64), np.zeros(0))
 _COL_SHIFT = 27  # offsets below 2**27 tokens in a column; the column's index in 4 bits above; the rowid above
 _DOC_SHIFT = 31

@@ -289,14 +289,20 @@ class LexicalIndex:
         """Best ``n`` chunk ids with their BM25 score (higher is better), filtered like the dense search.
 
         BM25 does not depend on the WHERE clause, so the filtered ranking is the unfiltered one without the
-        chunks that fail the filters. With filters, the unfiltered ranking is taken ``FILTER_OVERFETCH`` times
-        deeper and checked against the facts: a filter on the FTS5 table reads the filter columns of every
-        matching row, most of the query's time on a large index. When too few pass (or the facts miss an id),
-        the filtered query answers; either way the result is the filtered query's.
+        chunks that fail the filters. The in-memory ranking leaves them out by a mask of the rows the filters
+        select (read from the FTS5 table once per filter and version of the index, so a filter many rows fail
+        costs no deeper ranking and no FTS5 query). Without it, the unfiltered ranking is taken
+        ``FILTER_OVERFETCH`` times deeper and checked against the facts: a filter on the FTS5 table reads the
+        filter columns of every matching row, most of the query's time on a large index. When too few pass (or
+        the facts miss an id), the filtered query answers; either way the result is the filtered query's.
         """
         terms = query_terms(query)
         if not terms or n <= 0:
             return []
+        memory = self._memory_ranker() if filters else None
+        if filters and memory is not None:  # the filter as a mask over the rows, read once per filter
+            clauses, params = _filter_sql(filters)
+            return memory.rank(terms, n, (" AND ".join(clauses), params))
         if filters:
             asked = n * FILTER_OVERFETCH
             rows = self._unfiltered(terms, asked)
