@@ -51,7 +51,20 @@ def test_daily_report_files(tmp_path: Path) -> None:
     for name in ("volume.png", "topics.png", "latency.png"):
         assert written[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = written["report.md"].read_text(encoding="utf-8")
-    assert "coverage rate **80%**" in md and "](./volume.png)" in md and "| 14:00 | 900 | 429? |" in md
+    assert "coverage rate **80%**" in md and "](./volume.png)" in md and r"| 14:00 | 900 | 429\? |" in md
     page = written["report.html"].read_text(encoding="utf-8")
     assert page.count('src="data:image/png;base64,') == 3 and "<table>" in page
     assert "None." in to_markdown(report)  # no gaps and no stale SOPs were given
+
+
+def test_logged_text_stays_text_in_the_report(tmp_path: Path) -> None:
+    """A question's Markdown (an image that would load from elsewhere, a link, a heading mark, a table bar,
+    raw HTML) is shown as the words it is, in the Markdown and in the HTML saved beside it."""
+    log = QueryLog(tmp_path / "q.sqlite3")
+    hostile = "![x](http://evil.example/x.png) [y](http://evil.example) # | <img src=x onerror=alert(1)>"
+    log.record_query(kind="answer", question=hostile, covered=True, latency_ms=5000, ts=_at(10))
+    report = build_daily(log, DAY)
+    page = write_daily(report, tmp_path / "out")["report.html"].read_text(encoding="utf-8")
+    assert "evil.example" in page  # the question is there, as text
+    assert '<img src="http' not in page and "<img src=x" not in page and "<a href" not in page
+    assert "![x](http://evil.example/x.png)" in page  # read back as the agent typed it

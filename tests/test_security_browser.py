@@ -219,11 +219,6 @@ def test_the_reports_page_and_the_daily_report_show_hostile_questions_as_text(ho
     w.context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="author/daily.py renders Markdown in logged questions: `![x](http://...)` becomes an <img> that loads "
-    "from elsewhere when the saved report is opened (the served one is covered by its Content-Security-Policy)",
-)
 def test_the_daily_report_saved_and_opened_as_a_file_loads_nothing(hostile) -> None:  # type: ignore[no-untyped-def]
     from urllib.request import urlopen
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,21 @@ from sopilot.author.stale import StaleSop, stale_sops
 from sopilot.index.querylog import QueryLog, QueryRecord
 
 PLOTS = ("volume.png", "topics.png", "latency.png")
+
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def _text(value: object) -> str:
+    """Logged or SOP text as literal Markdown: every ASCII punctuation mark backslash-escaped (CommonMark shows
+    an escaped mark as itself) and line breaks folded, so a question holding ``![x](http://…)``, a link, a
+    heading mark or a table bar stays words in the report, including the saved file no Content-Security-Policy
+    protects."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _path(value: str) -> str:
+    """A path as inline code, unless it holds a backtick (it could close the code span): then as text."""
+    return f"`{value}`" if "`" not in value and "\n" not in value else _text(value)
 
 
 def day_bounds(day: date) -> tuple[float, float]:
@@ -215,7 +231,7 @@ def to_markdown(report: DailyReport, image_dir: str = ".") -> str:
         "",
         "| SOP | answers |",
         "|---|---|",
-        *[f"| {title} (`{path}`) | {n} |" for path, title, n in r.topics],
+        *[f"| {_text(title)} ({_path(path)}) | {n} |" for path, title, n in r.topics],
         "",
         f"![top topics]({image_dir}/topics.png)",
         "",
@@ -228,19 +244,22 @@ def to_markdown(report: DailyReport, image_dir: str = ".") -> str:
         why = ", ".join(f"{k} {v}" for k, v in sorted(g.reasons.items()))
         near = g.nearest
         todo = (
-            f"extend `{near.link}`"
+            f"extend {_path(near.link)}"
             if g.suggestion == "extend" and near is not None
-            else "write a new SOP" + (f" (nearest: `{near.link}`, {near.similarity:.2f})" if near else "")
+            else "write a new SOP" + (f" (nearest: {_path(near.link)}, {near.similarity:.2f})" if near else "")
         )
         mark = "NEW " if g.new else ""
-        lines.append(f"{n}. {mark}**{g.representatives[0]}** ({g.size}: {why}); {todo}")
-        lines += [f"   - {q}" for q in g.representatives[1:]]
+        lines.append(f"{n}. {mark}**{_text(g.representatives[0])}** ({g.size}: {_text(why)}); {todo}")
+        lines += [f"   - {_text(q)}" for q in g.representatives[1:]]
     if not r.gaps:
         lines.append("None.")
     lines += ["", f"## Stale SOPs ({len(r.stale)} overdue for review)", ""]
     if r.stale:
         lines += ["| SOP | owner | due | days overdue |", "|---|---|---|---|"]
-        lines += [f"| {s.title} (`{s.path}`) | {s.owner} | {s.due} | {s.days_overdue} |" for s in r.stale[:10]]
+        lines += [
+            f"| {_text(s.title)} ({_path(s.path)}) | {_text(s.owner)} | {s.due} | {s.days_overdue} |"
+            for s in r.stale[:10]
+        ]
         if len(r.stale) > 10:
             lines.append(f"\n... and {len(r.stale) - 10} more (`sopilot report stale`).")
     else:
@@ -249,14 +268,14 @@ def to_markdown(report: DailyReport, image_dir: str = ".") -> str:
     if r.worst:
         lines += ["| section | cited | judged | reject | edit | accept |", "|---|---|---|---|---|---|"]
         lines += [
-            f"| {' > '.join(h.heading_path)} (`{h.link}`) | {h.cited} | {h.judged} | {h.rate('rejected'):.0%} "
-            f"| {h.rate('edited'):.0%} | {h.rate('accepted'):.0%} |"
+            f"| {_text(' > '.join(h.heading_path))} ({_path(h.link)}) | {h.cited} | {h.judged} "
+            f"| {h.rate('rejected'):.0%} | {h.rate('edited'):.0%} | {h.rate('accepted'):.0%} |"
             for h in r.worst
         ]
     else:
         lines.append("None.")
     lines += ["", "## Slowest answers", "", "| at | ms | question |", "|---|---|---|"]
-    lines += [f"| {s.at} | {s.latency_ms:.0f} | {s.question[:100]} |" for s in r.slowest]
+    lines += [f"| {s.at} | {s.latency_ms:.0f} | {_text(s.question[:100])} |" for s in r.slowest]
     lines += ["", f"![latency]({image_dir}/latency.png)", ""]
     return "\n".join(lines)
 
