@@ -81,7 +81,9 @@ def _open_in_step(
     deadline = time.monotonic() + settings.reopen_wait_seconds
     tries = 0
     while True:
-        retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True, lexical_file=lexical)
+        retriever = open_retriever(
+            settings, embedder, rewriter=rewriter, fresh=True, lexical_file=lexical, chunk_cache=settings.chunk_cache
+        )
         tries += 1
         if not probe or retriever.store.holds(probe):
             if tries > 1:
