@@ -2,8 +2,7 @@
 
 Run: .venv/bin/python benchmarks/api_load.py [--index DIR] [--workers 2] [--clients 1,8,32]
                                              [--requests 200] [--seconds 60] [--query-threads N]
-                                             [--query-cache N] [--result-cache N] [--chunk-cache N]
-                                             [--spy CLIENTS]
+                                             [--query-cache N] [--result-cache N] [--spy CLIENTS]
                                              [--precision fp32|int8] [--profile]
 Starts `sopilot serve` (uvicorn, ``--workers`` processes) on a free 127.0.0.1 port over the index (built from
 kb/ when the folder holds none), with an agent key (so key checks and the rate limiter run, the limit set
@@ -15,9 +14,7 @@ status but 200, or a failed connection), the CPU time the server's workers and t
 ``--query-cache 0 --result-cache 0`` embeds and searches every question (no cache): the cost of questions
 never seen before. With the caches on (the default), the test set's 162 questions repeat: after a worker's
 first round every search is answered from its result cache (``--warm 1500``, answers sent before measuring,
-lets both workers see every question first: the figures of questions asked again). The chunk cache
-(``SOPILOT_CHUNK_CACHE``, on by default) holds passages that earlier questions returned, whatever the question:
-``--chunk-cache 0`` reads every passage from the vector store.
+lets both workers see every question first: the figures of questions asked again).
 ``--precision int8`` serves with SOPILOT_QUERY_PRECISION=int8; the run prints what embeds the questions of each
 worker (``GET /readyz``'s question_encoder), so a fallback to fp32 is seen.
 ``--spy 8`` also records both workers with py-spy during the 8-client steps and prints where their CPU went,
@@ -314,8 +311,6 @@ def load(args: argparse.Namespace) -> None:
     env = {"SOPILOT_QUERY_CACHE": str(args.query_cache)} if args.query_cache is not None else {}
     if args.result_cache is not None:
         env["SOPILOT_RESULT_CACHE"] = str(args.result_cache)
-    if args.chunk_cache is not None:
-        env["SOPILOT_CHUNK_CACHE"] = str(args.chunk_cache)
     if args.precision:
         env["SOPILOT_QUERY_PRECISION"] = args.precision
     server = start_server(index, args.workers, port, args.query_threads, env)
@@ -460,7 +455,6 @@ def main() -> None:
         "--query-cache", type=int, help="SOPILOT_QUERY_CACHE for the server (0: every question embedded)"
     )
     parser.add_argument("--result-cache", type=int, help="SOPILOT_RESULT_CACHE for the server (0: every one searched)")
-    parser.add_argument("--chunk-cache", type=int, help="SOPILOT_CHUNK_CACHE for the server (0: every passage read)")
     parser.add_argument("--precision", choices=["fp32", "int8"], help="SOPILOT_QUERY_PRECISION for the server")
     parser.add_argument("--spy", type=int, metavar="CLIENTS", help="py-spy the workers at this client count: stages")
     parser.add_argument("--profile", action="store_true", help="time one request's stages in process instead")

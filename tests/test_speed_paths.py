@@ -54,24 +54,6 @@ def test_search_with_the_question_cache_ranks_as_without(shipped_index) -> None:
         assert ranking(got) == ranking(expected) and got.covered == expected.covered and got.reason == expected.reason
 
 
-def test_search_with_the_chunk_cache_answers_as_without(shipped_index) -> None:
-    models = shipped_index.index_dir / "models"
-    embedder = SentenceTransformerEmbedder(onnx_cache=models)
-    plain = open_retriever(shipped_index, embedder)
-    small = open_retriever(shipped_index, embedder, chunk_cache=4)  # fewer than a result reads: evictions
-    large = open_retriever(shipped_index, embedder, chunk_cache=2000)
-    for query, k, filters in ASKED * 2:  # the second round reads every passage from the cache
-        expected = plain.search(query, k=k, filters=filters)
-        for cached in (small, large):
-            got = cached.search(query, k=k, filters=filters)
-            assert got.passages == expected.passages  # ids, scores, text, lines and metadata
-            assert (got.covered, got.reason, got.filters) == (expected.covered, expected.reason, expected.filters)
-    assert len(small._chunks) == 4 and 4 < len(large._chunks) <= 2000
-    first = large.search(QUESTIONS[0]).passages[0]
-    first.metadata["title"] = "changed by a caller"  # each caller's metadata is its own
-    assert large.search(QUESTIONS[0]).passages[0] == plain.search(QUESTIONS[0]).passages[0]
-
-
 def test_api_answers_from_the_result_cache_as_without(api_state) -> None:
     uncached = AppState(api_state.settings.model_copy(update={"result_cache": 0}), api_state.embedder)
     cached = AppState(api_state.settings.model_copy(update={"result_cache": 64}), api_state.embedder)

@@ -81,9 +81,7 @@ def _open_in_step(
     deadline = time.monotonic() + settings.reopen_wait_seconds
     tries = 0
     while True:
-        retriever = open_retriever(
-            settings, embedder, rewriter=rewriter, fresh=True, lexical_file=lexical, chunk_cache=settings.chunk_cache
-        )
+        retriever = open_retriever(settings, embedder, rewriter=rewriter, fresh=True, lexical_file=lexical)
         tries += 1
         if not probe or retriever.store.holds(probe):
             if tries > 1:

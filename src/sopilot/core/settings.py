@@ -184,14 +184,6 @@ class Settings(BaseSettings):
         "day are not searched again; a new generation empties it. Each request is still logged and drafted. "
         "0 keeps none.",
     )
-    chunk_cache: int = Field(
-        2000,
-        ge=0,
-        le=10_000_000,
-        description="Chunks (text and metadata) each serving process keeps for the index generation it serves "
-        "(least recently used out; about 2 KB each): passages another question already returned are not read "
-        "from the vector store again; a new generation opens a new one. 0 keeps none.",
-    )
     # Drafting (docs/drafting.md).
     drafter: Literal["extractive", "llm"] = Field(
         "extractive", description="extractive (offline, deterministic) or llm (a language model, checked after)."

@@ -7,8 +7,6 @@ optional reranker -> merge chunks of one section, at most N passages per SOP -> 
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
@@ -143,11 +141,7 @@ class Retriever:
         max_k: int = 100,
         answerability: AnswerabilityModel | None = None,
         rewriter: QueryRewriter | None = None,
-        chunk_cache: int = 0,
     ) -> None:
-        self._chunk_cache = chunk_cache
-        self._chunks: OrderedDict[str, StoredChunk] = OrderedDict()  # read from the store, least recent first
-        self._chunks_lock = threading.Lock()
         self._answerability = answerability
         self._rewriter = rewriter
         self._store = store
@@ -310,32 +304,8 @@ class Retriever:
     def _read(self, passages: list[Passage], read: dict[str, StoredChunk]) -> list[Passage]:
         """The passages with their text and metadata from the store; chunks the store no longer holds drop out."""
         missing = [p.chunk_id for p in passages if p.chunk_id not in read]
-        read.update(self._get(missing) if missing else {})
+        read.update(self._store.get(missing) if missing else {})
         return [to_passage(read[p.chunk_id], p.scores, p.score) for p in passages if p.chunk_id in read]
-
-    def _get(self, ids: list[str]) -> dict[str, StoredChunk]:
-        """The store's chunks of ``ids``, those read before from the chunk cache (``chunk_cache`` chunks, least
-        recently used out). The retriever serves one store as it was opened (a serving process opens a new
-        one per index generation), so a chunk read once is the one it would read again; each caller gets its
-        own metadata dict."""
-        if self._chunk_cache <= 0:
-            return self._store.get(ids)
-        out: dict[str, StoredChunk] = {}
-        with self._chunks_lock:
-            for cid in ids:
-                chunk = self._chunks.get(cid)
-                if chunk is not None:
-                    self._chunks.move_to_end(cid)
-                    out[cid] = StoredChunk(cid, chunk.text, dict(chunk.metadata))
-        missing = [cid for cid in ids if cid not in out]
-        got = self._store.get(missing) if missing else {}
-        with self._chunks_lock:
-            for cid, chunk in got.items():
-                self._chunks[cid] = StoredChunk(cid, chunk.text, dict(chunk.metadata))
-                self._chunks.move_to_end(cid)
-            while len(self._chunks) > self._chunk_cache:
-                self._chunks.popitem(last=False)
-        return out | got
 
     def _read_head(self, passages: list[Passage], k: int, read: dict[str, StoredChunk]) -> list[Passage]:
         """Read only the chunks of the sections the first ``k`` passages will hold, in rank order."""
@@ -476,14 +446,12 @@ def open_retriever(
     *,
     fresh: bool = False,
     lexical_file: Path | None = None,
-    chunk_cache: int = 0,
 ) -> Retriever:
     """The retriever agents use, over the index the settings name (which must exist). The entry points pass
     a ``rewriter`` when ``SOPILOT_QUERY_REWRITE`` is on (the language model lives in the draft stage);
     ``fresh`` opens a new store client, to see another process's ingest (``make_client``); ``lexical_file``
     replaces the folder's lexical index, and pins the store to that index's chunks (one generation of a
-    shared Chroma server, which an ingest writes live: ``PinnedStore``); ``chunk_cache`` chunks read are kept
-    (a serving process's engine, one per generation: ``SOPILOT_CHUNK_CACHE``)."""
+    shared Chroma server, which an ingest writes live: ``PinnedStore``)."""
     from sopilot.index.folder import lexical_path, open_lexical
     from sopilot.retrieval.reranker import load_reranker
 
@@ -507,5 +475,4 @@ def open_retriever(
         max_k=settings.max_k,
         answerability=model,
         rewriter=rewriter,
-        chunk_cache=chunk_cache,
     )
