@@ -107,9 +107,7 @@ def test_an_ingest_through_one_worker_is_served_by_every_worker(server) -> None:
         # The other worker's first search after the ingest opens the new generation (and may wait for the
         # store to show the ingest's chunks): seconds on a loaded machine, longer than httpx's default 5 s.
         started = time.monotonic()
-        response = httpx.post(
-            f"{url}/v1/search", json={"query": "quixotic zephyr credit"}, headers=agent, timeout=120
-        )
+        response = httpx.post(f"{url}/v1/search", json={"query": "quixotic zephyr credit"}, headers=agent, timeout=120)
         seconds.append(round(time.monotonic() - started, 2))
         body = response.json()
         served.append((body["generation"], body["passages"][0]["path"]))
@@ -117,7 +115,6 @@ def test_an_ingest_through_one_worker_is_served_by_every_worker(server) -> None:
     assert all(s == expected for s in served), (
         f"expected every answer from generation {expected}, got {served} (seconds {seconds})\n{server_log(kb)}"
     )
-    print(f"search seconds after the ingest: {seconds}")
 
 
 def server_log(kb: Path) -> str:
