@@ -106,9 +106,8 @@ def test_an_ingest_through_one_worker_is_served_by_every_worker(server) -> None:
     for _ in range(12):  # a new connection each time: uvicorn's workers share the socket, both answer
         # The other worker's first search after the ingest opens the new generation (and may wait for the
         # store to show the ingest's chunks): seconds on a loaded machine, longer than httpx's default 5 s.
-        started = time.monotonic()
         response = httpx.post(f"{url}/v1/search", json={"query": "quixotic zephyr credit"}, headers=agent, timeout=120)
-        seconds.append(round(time.monotonic() - started, 2))
+        seconds.append(round(response.elapsed.total_seconds(), 2))
         body = response.json()
         served.append((body["generation"], body["passages"][0]["path"]))
     expected = (report["generation"], "billing/zephyr.md")
